@@ -28,3 +28,9 @@ __all__ = [
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+# Bound last so that `energaizer.estimate` is the function, not the module of that name
+# (the module stays importable as `from energaizer.estimate import ...`).
+from energaizer.estimate import estimate  # noqa: E402
+
+__all__ += ["estimate"]

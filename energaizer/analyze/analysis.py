@@ -1,0 +1,139 @@
+"""Analyze a trace: classify, link, split steps and fold signatures per GPU."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from energaizer.analyze.classify import classify_kernel
+from energaizer.analyze.link import NOT_LINKED, Links, link_activity
+from energaizer.analyze.nesting import Nesting, nest_operators
+from energaizer.analyze.signatures import assign_signatures, summarize_signatures
+from energaizer.analyze.steps import StepSplit, split_steps
+from energaizer.analyze.vendor import detect_vendor
+from energaizer.trace.model import Trace
+
+
+@dataclass
+class DeviceAnalysis:
+    """Analysis of the activity of one GPU in a trace.
+
+    `activity` extends the trace's GPU activity rows of this device with op_class,
+    cpu_op, top_op, input_dims and input_types (JSON text, empty when not recorded),
+    launch_ts_us, step (index into `steps.windows`, -1 outside steps) and signature.
+    """
+
+    device: int
+    activity: pd.DataFrame
+    steps: StepSplit
+    signatures: pd.DataFrame
+
+    @property
+    def busy_us(self) -> float:
+        """Time during which at least one activity ran (union over streams)."""
+        return busy_time_us(self.activity)
+
+    @property
+    def span_us(self) -> tuple[float, float]:
+        """First start and last end of this GPU's activity."""
+        if self.activity.empty:
+            return 0.0, 0.0
+        starts = self.activity["ts_us"].to_numpy()
+        ends = starts + self.activity["dur_us"].to_numpy()
+        return float(starts.min()), float(ends.max())
+
+
+@dataclass
+class TraceAnalysis:
+    """Analysis of one trace file."""
+
+    trace: Trace
+    vendor: str
+    devices: list[DeviceAnalysis]
+    nesting: Nesting
+    launch_link_share: float
+    op_link_share: float
+    warnings: list[str] = field(default_factory=list)
+
+
+def analyze_trace(trace: Trace) -> TraceAnalysis:
+    """Classify every GPU activity, link it to its CPU op, and split it into steps."""
+    nesting = nest_operators(trace.cpu_ops, trace.runtime)
+    links = link_activity(trace.gpu_activity, trace.runtime, trace.cpu_ops, nesting)
+    activity = _annotate(trace, links)
+    devices = [
+        _analyze_device(device, rows.reset_index(drop=True), trace)
+        for device, rows in activity.groupby("device", sort=True)
+    ]
+    analysis = TraceAnalysis(
+        trace=trace,
+        vendor=detect_vendor(trace),
+        devices=devices,
+        nesting=nesting,
+        launch_link_share=links.launch_share,
+        op_link_share=links.op_share,
+        warnings=list(trace.warnings),
+    )
+    if nesting.violations:
+        analysis.warnings.append(
+            f"{nesting.violations} CPU ops end more than 1 us after their parent "
+            f"(largest overrun {nesting.max_overrun_us:.1f} us); they were clipped to it."
+        )
+    return analysis
+
+
+def _annotate(trace: Trace, links: Links) -> pd.DataFrame:
+    """Add CPU op names, shapes, launch times and op classes to the activity rows."""
+    activity = trace.gpu_activity.copy()
+    cpu_names = np.asarray(trace.cpu_ops["name"].tolist() + [""], dtype=object)
+    dims_text = np.asarray([_json_or_empty(d) for d in trace.cpu_ops["input_dims"]] + [""], dtype=object)
+    types_text = np.asarray([_json_or_empty(t) for t in trace.cpu_ops["input_types"]] + [""], dtype=object)
+    activity["cpu_op"] = cpu_names[links.op_index]  # NOT_LINKED (-1) picks the trailing ""
+    activity["top_op"] = cpu_names[links.top_op_index]
+    activity["input_dims"] = dims_text[links.shape_op_index]
+    activity["input_types"] = types_text[links.shape_op_index]
+    activity["shape_op"] = cpu_names[links.shape_op_index]
+    launch_ts = trace.runtime["ts_us"].to_numpy() if len(trace.runtime) else np.zeros(1)
+    activity["launch_ts_us"] = np.where(
+        links.runtime_index != NOT_LINKED, launch_ts[np.maximum(links.runtime_index, 0)], np.nan
+    )
+    activity["op_class"] = [
+        classify_kernel(name, cpu_op or top_op or None, category).value
+        for name, cpu_op, top_op, category in zip(
+            activity["name"], activity["cpu_op"], activity["top_op"], activity["category"]
+        )
+    ]
+    return activity
+
+
+def _json_or_empty(value: object) -> str:
+    if not value:
+        return ""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _analyze_device(device: int, activity: pd.DataFrame, trace: Trace) -> DeviceAnalysis:
+    steps = split_steps(activity, trace.cpu_ops, activity["launch_ts_us"].to_numpy(), device)
+    activity["step"] = steps.step_of(activity["ts_us"].to_numpy())
+    activity["signature"] = assign_signatures(activity)
+    return DeviceAnalysis(device, activity, steps, summarize_signatures(activity))
+
+
+def busy_time_us(activity: pd.DataFrame) -> float:
+    """Length of the union of the activity intervals, in microseconds."""
+    if activity.empty:
+        return 0.0
+    order = np.argsort(activity["ts_us"].to_numpy(), kind="stable")
+    starts = activity["ts_us"].to_numpy()[order]
+    ends = starts + activity["dur_us"].to_numpy()[order]
+    reach = np.maximum.accumulate(ends)
+    new_block = np.empty(len(starts), dtype=bool)
+    new_block[0] = True
+    new_block[1:] = starts[1:] > reach[:-1]
+    block_id = np.cumsum(new_block) - 1
+    block_start = starts[new_block]
+    block_end = np.maximum.reduceat(ends, np.flatnonzero(new_block))
+    return float((block_end - block_start).sum()) if len(block_id) else 0.0

@@ -1,0 +1,91 @@
+"""The command line: exit codes, JSON output and messages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from factories import trace_document, training_steps, write_trace
+from typer.testing import CliRunner
+
+from energaizer.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def trace_path(tmp_path):
+    return write_trace(tmp_path / "trace.json", trace_document(training_steps(steps=3)))
+
+
+def test_estimate_json(trace_path):
+    result = runner.invoke(app, ["estimate", "--trace", str(trace_path), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["schema"] == "energaizer.estimate/1"
+    assert data["energy_j"] > 0
+    assert len(data["steps"]) == 3
+
+
+def test_estimate_tables(trace_path):
+    result = runner.invoke(app, ["estimate", "--trace", str(trace_path)])
+    assert result.exit_code == 0, result.output
+    for text in ("Energy by op class", "Energy per step", "Top kernels by energy", "uncalibrated"):
+        assert text in result.stdout
+
+
+def test_analyze_json_and_tables(trace_path):
+    result = runner.invoke(app, ["analyze", str(trace_path), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["schema"] == "energaizer.analysis/1"
+    assert data["devices"][0]["steps"]["method"] == "profiler step"
+    tables = runner.invoke(app, ["analyze", str(trace_path)])
+    assert tables.exit_code == 0, tables.output
+    assert "Top signatures" in tables.stdout
+
+
+def test_bad_input_exit_code_2_without_traceback(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text("this is not json")
+    result = runner.invoke(app, ["estimate", "--trace", str(path)])
+    assert result.exit_code == 2
+    assert "not JSON" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_file_exit_code_2(tmp_path):
+    result = runner.invoke(app, ["analyze", str(tmp_path / "missing.json")])
+    assert result.exit_code == 2
+    assert "not found" in result.output
+
+
+def test_unknown_gpu_lists_close_ids(trace_path):
+    result = runner.invoke(app, ["estimate", "--trace", str(trace_path), "--gpu", "a100-pcie"])
+    assert result.exit_code == 2
+    assert "a100-pcie-40gb" in result.output
+
+
+def test_lenient_flag(tmp_path):
+    text = json.dumps(trace_document(training_steps(steps=3)))
+    path = tmp_path / "cut.json"
+    path.write_text(text[: len(text) // 2])
+    strict = runner.invoke(app, ["estimate", "--trace", str(path)])
+    assert strict.exit_code == 2
+    assert "truncated after" in strict.output
+    lenient = runner.invoke(app, ["estimate", "--trace", str(path), "--lenient", "--json"])
+    assert lenient.exit_code == 0, lenient.output
+    assert json.loads(lenient.stdout)["lower_bound"] is True
+
+
+def test_profiles_command():
+    result = runner.invoke(app, ["profiles", "--json"])
+    assert result.exit_code == 0, result.output
+    ids = {item["id"] for item in json.loads(result.stdout)}
+    assert {"h200-sxm-141gb", "a100-pcie-40gb", "b200", "t4"} <= ids
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert "energaizer" in result.stdout
