@@ -7,6 +7,7 @@ import functools
 import json
 import logging
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -15,7 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from energaizer import __version__
-from energaizer.errors import EnergaizerError
+from energaizer.errors import EnergaizerError, InputError
 
 app = typer.Typer(
     name="energaizer",
@@ -103,27 +104,135 @@ def analyze(
         render_analysis(summary, console)
 
 
+class Dtype(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+class Phase(str, Enum):
+    prefill = "prefill"
+    decode = "decode"
+    train = "train"
+    forward = "forward"
+
+
+class Attention(str, Enum):
+    default = "default"
+    eager = "eager"
+
+
 @app.command()
 @reports_errors
 def estimate(
     trace: Optional[Path] = typer.Option(
         None, "--trace", "-t", help="Profiler trace file, folder of per-rank traces, or tar archive."
     ),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="Model preset name or path to a Hugging Face config.json."
+    ),
+    workload: Optional[Path] = typer.Option(
+        None, "--workload", "-w", help="Op-list JSON file (schema energaizer.workload/1)."
+    ),
+    batch: Optional[int] = typer.Option(None, "--batch", "-b", min=1, help="Batch size (default 1)."),
+    seq: Optional[int] = typer.Option(
+        None, "--seq", "-s", min=1,
+        help="Sequence length in tokens; for decode, the KV cache length (default 1024).",
+    ),
+    dtype: Dtype = typer.Option(Dtype.bf16, "--dtype", help="Data type of weights and activations."),
+    phase: Phase = typer.Option(
+        Phase.prefill, "--phase",
+        help="prefill/forward: one forward pass; decode: one token per sequence against the "
+        "KV cache; train: forward, backward and optimizer step.",
+    ),
+    attention: Attention = typer.Option(
+        Attention.default, "--attention",
+        help="default: fused scaled-dot-product attention; eager: matmul and softmax.",
+    ),
     gpu: Optional[str] = typer.Option(
-        None, "--gpu", "-g", help="GPU profile id, name or YAML file; overrides the trace's GPU."
+        None, "--gpu", "-g",
+        help="GPU profile id, name or YAML file. For a trace, estimates it on this GPU instead.",
+    ),
+    clock_mhz: Optional[float] = typer.Option(
+        None, "--clock-mhz", min=1.0, help="SM clock in MHz (default: the profile's maximum)."
+    ),
+    power_limit_w: Optional[float] = typer.Option(
+        None, "--power-limit-w", min=1.0,
+        help="Power limit in W below the profile's; the clock drops to stay under it.",
+    ),
+    calibration: Optional[Path] = typer.Option(
+        None, "--calibration", help="Calibration profile JSON to use instead of the shipped one."
     ),
     json_output: bool = JsonOption,
     lenient: bool = LenientOption,
 ) -> None:
-    """Estimate energy (J, Wh), duration, power and their breakdown."""
+    """Estimate energy (J, Wh), duration, power and their breakdown.
+
+    With no source, the embedded default runs (a model preset on a GPU profile).
+    """
     from energaizer.estimate import estimate as run_estimate
     from energaizer.report.terminal import render_estimate
 
-    result = run_estimate(trace=trace, gpu=gpu, lenient=lenient)
+    result = run_estimate(
+        trace=trace, model=model, workload=workload, batch=batch, seq=seq, dtype=dtype.value,
+        phase=phase.value, attention=attention.value, gpu=gpu, clock_mhz=clock_mhz,
+        power_limit_w=power_limit_w, calibration=calibration, lenient=lenient,
+    )
     if json_output:
         _print_json(result.to_dict())
         return
     render_estimate(result, _console())
+
+
+@app.command()
+@reports_errors
+def validate(
+    measurements: Path = typer.Argument(..., help="Measurement-set CSV to predict and compare."),
+    calibration: Optional[Path] = typer.Option(
+        None, "--calibration", help="Calibration profile JSON to use for every row."
+    ),
+    json_output: bool = JsonOption,
+) -> None:
+    """Predict every measured run and report time, power and energy errors (MAPE)."""
+    from energaizer.calibrate.validate import validate_file
+    from energaizer.report.terminal import render_validation
+
+    summary = validate_file(measurements, calibration)
+    if json_output:
+        _print_json(summary)
+        return
+    render_validation(summary, _console())
+
+
+@app.command()
+@reports_errors
+def calibrate(
+    from_file: Optional[Path] = typer.Option(
+        None, "--from", help="Fit from a recorded measurement-set CSV instead of a GPU."
+    ),
+    gpu: Optional[str] = typer.Option(None, "--gpu", "-g", help="GPU profile id the rows were measured on."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Where to write the calibration profile JSON."
+    ),
+    json_output: bool = JsonOption,
+) -> None:
+    """Fit power coefficients and time corrections, with cross-validated errors."""
+    from energaizer.calibrate.offline import calibrate_from_file
+
+    if from_file is None:
+        raise InputError("Give --from FILE with a measurement set to fit.")
+    result = calibrate_from_file(from_file, gpu=gpu, output=output)
+    if json_output:
+        _print_json(result)
+        return
+    console = _console()
+    console.print(f"Calibration for {result['gpu']} written to {result['output']}", highlight=False)
+    validation = result["validation"]
+    console.print(
+        f"Leave-one-model-out errors over {validation['rows']} rows: time "
+        f"{validation['time_mape']:.1f}%, power {validation['power_mape']:.1f}%, energy "
+        f"{validation['energy_mape']:.1f}% (MAPE)"
+    )
 
 
 @app.command()

@@ -24,7 +24,7 @@ def test_estimate_invariants(tmp_path):
     assert len(estimate.steps) == 3
     assert estimate.uncertainty["energy_j_low"] <= estimate.energy_j <= estimate.uncertainty["energy_j_high"]
     assert estimate.gpu.profile == "a100-sxm4-80gb"
-    assert estimate.provenance["calibration"] == "uncalibrated"
+    assert estimate.provenance["calibration_kind"] in ("calibrated", "default", "uncalibrated")
 
 
 def test_estimate_to_dict_contract(tmp_path):
@@ -59,6 +59,7 @@ def test_gpu_override_names_both_gpus(tmp_path):
     estimate = _estimate(tmp_path, gpu="v100-sxm2-32gb")
     assert estimate.gpu.profile == "v100-sxm2-32gb"
     assert any("recorded on NVIDIA A100-SXM4-80GB" in warning for warning in estimate.warnings)
+    assert estimate.busy_s > _estimate(tmp_path).busy_s
 
 
 def test_unknown_gpu_gets_derived_profile(tmp_path):
@@ -155,6 +156,37 @@ def test_empty_folder(tmp_path):
         energaizer.estimate(trace=tmp_path)
 
 
-def test_nothing_to_estimate():
-    with pytest.raises(energaizer.InputError):
-        energaizer.estimate()
+def test_two_sources_rejected(tmp_path):
+    with pytest.raises(energaizer.InputError, match="one source"):
+        energaizer.estimate(trace=tmp_path / "t.json", model="gpt2")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"dtype": "int4"}, "dtype"),
+        ({"phase": "serve"}, "phase"),
+        ({"attention": "flash"}, "attention"),
+        ({"batch": 0}, "batch"),
+        ({"seq": -5}, "seq"),
+        ({"clock_mhz": -1.0}, "clock_mhz"),
+        ({"power_limit_w": 0}, "power_limit_w"),
+    ],
+)
+def test_invalid_options(tmp_path, options, message):
+    with pytest.raises(energaizer.InputError, match=message):
+        energaizer.estimate(trace=tmp_path / "t.json", **options)
+
+
+def test_trace_retargeted_to_faster_gpu(tmp_path):
+    recorded = _estimate(tmp_path)
+    faster = _estimate(tmp_path, gpu="h100-sxm5-80gb")
+    assert faster.gpu.profile == "h100-sxm5-80gb"
+    assert faster.busy_s < recorded.busy_s
+    assert faster.source["recorded_gpu"] == "a100-sxm4-80gb"
+    assert any("retargeted" in warning for warning in faster.warnings)
+
+
+def test_trace_power_limit_caps_average(tmp_path):
+    capped = _estimate(tmp_path, power_limit_w=90)
+    assert capped.avg_power_w <= 90 + 1e-6

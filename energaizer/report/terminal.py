@@ -158,3 +158,21 @@ def _render_device(device: dict[str, Any], console: Console) -> None:
                     f"{item['total_s']:.6f}", "x".join(map(str, item["grid"])),
                     "x".join(map(str, item["block"])))
     console.print(top)
+
+
+def render_validation(summary: dict[str, Any], console: Console) -> None:
+    """Print MAPE of time, power and energy overall, per GPU and per model."""
+    table = Table(title=escape(f"Validation of {summary.get('file', 'measurements')}"))
+    for column in ("group", "rows", "time MAPE %", "power MAPE %", "energy MAPE %"):
+        table.add_column(column, justify="left" if column == "group" else "right")
+
+    def add(label: str, block: dict[str, Any]) -> None:
+        table.add_row(escape(label), str(block["rows"]), f"{block['time_mape']:.1f}",
+                      f"{block['power_mape']:.1f}", f"{block['energy_mape']:.1f}")
+
+    add("all", summary)
+    for gpu, block in summary["per_gpu"].items():
+        add(f"gpu {gpu}", block)
+    for model, block in summary["per_model"].items():
+        add(f"model {model}", block)
+    console.print(table)

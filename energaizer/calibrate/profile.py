@@ -1,0 +1,187 @@
+"""Calibration profiles: fitted power coefficients and time corrections for one GPU.
+
+A profile is JSON with `schema` "energaizer.calibration/1", the GPU identity, the
+conditions it was measured under, the coefficients, what it was fitted on and its
+cross-validated errors. Shipped profiles live in `calibration/<gpu id>.json`. A GPU with
+no profile gets the default calibration: the reference GPU's fit with its power
+coefficients scaled by the ratio of headrooms (power limit minus idle power).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import energaizer
+from energaizer.errors import ProfileError
+from energaizer.hardware.profiles import GpuProfile
+from energaizer.perf import Corrections
+from energaizer.perf.corrections import CorrectionKey, key_from_name, key_name
+from energaizer.power.coefficients import PowerCoefficients, headroom_defaults
+
+CALIBRATION_SCHEMA = "energaizer.calibration/1"
+SUPPORTED_SCHEMAS = (CALIBRATION_SCHEMA,)
+REFERENCE_GPU = "a100-pcie-40gb"
+DEFAULT_DISPATCH_S = 12e-6  # eager PyTorch launch interval before any fit (estimate)
+
+
+@dataclass
+class Calibration:
+    """Everything the estimator needs from measurements of one GPU."""
+
+    gpu: str  # profile id
+    power: PowerCoefficients
+    corrections: dict[CorrectionKey, Corrections]
+    dispatch_s: float  # CPU time per launch in eager mode, beyond its torch calls
+    kind: str = "calibrated"  # "calibrated", "default" (scaled) or "uncalibrated"
+    source: str = ""
+    identity: dict[str, Any] = field(default_factory=dict)
+    conditions: dict[str, Any] = field(default_factory=dict)
+    fitted_on: dict[str, Any] = field(default_factory=dict)
+    validation: dict[str, Any] = field(default_factory=dict)
+    call_s: float = 0.0  # CPU time per torch call made from Python in eager mode
+    module_s: float = 0.0  # CPU time per nn.Module call in eager mode
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": CALIBRATION_SCHEMA,
+            "gpu": self.gpu,
+            "identity": self.identity,
+            "conditions": self.conditions,
+            "power": {"coefficients_w": self.power.to_dict()},
+            "time": {
+                "dispatch_s": self.dispatch_s,
+                "call_s": self.call_s,
+                "module_s": self.module_s,
+                "corrections": {key_name(key): value.to_dict() for key, value in sorted(
+                    self.corrections.items(), key=lambda item: key_name(item[0]))},
+            },
+            "fitted_on": self.fitted_on,
+            "validation": self.validation,
+            "created": datetime.date.today().isoformat(),
+            "energaizer_version": energaizer.__version__,
+        }
+
+
+def calibration_from_dict(data: Any, where: str) -> Calibration:
+    """Build a Calibration from parsed JSON; ProfileError names what is wrong."""
+    if not isinstance(data, dict):
+        raise ProfileError(f"{where}: a calibration profile must be a JSON object.")
+    schema = data.get("schema")
+    if schema not in SUPPORTED_SCHEMAS:
+        raise ProfileError(
+            f"{where}: calibration schema {schema!r} is not supported; this energaizer reads "
+            f"{', '.join(SUPPORTED_SCHEMAS)}. Refit it with `energaizer calibrate --from`."
+        )
+    try:
+        corrections = {
+            key_from_name(name): Corrections.from_dict(values)
+            for name, values in data["time"]["corrections"].items()
+        }
+        return Calibration(
+            gpu=str(data["gpu"]),
+            power=PowerCoefficients({k: float(v) for k, v in data["power"]["coefficients_w"].items()}),
+            corrections=corrections,
+            dispatch_s=float(data["time"]["dispatch_s"]),
+            call_s=float(data["time"].get("call_s", 0.0)),
+            module_s=float(data["time"].get("module_s", 0.0)),
+            kind="calibrated",
+            source=where,
+            identity=dict(data.get("identity", {})),
+            conditions=dict(data.get("conditions", {})),
+            fitted_on=dict(data.get("fitted_on", {})),
+            validation=dict(data.get("validation", {})),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise ProfileError(f"{where}: missing or invalid calibration field: {error}.") from None
+
+
+def load_calibration(path: str | Path) -> Calibration:
+    """Read a calibration profile file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProfileError(f"{path}: calibration profile not found.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ProfileError(f"{path}: not a readable calibration profile: {error}.") from None
+    return calibration_from_dict(data, str(path))
+
+
+def save_calibration(calibration: Calibration, path: str | Path) -> None:
+    """Write a calibration profile atomically: a killed writer leaves the old file."""
+    write_json_atomically(calibration.to_dict(), Path(path))
+
+
+def write_json_atomically(data: Any, path: Path) -> None:
+    """Write JSON to a temporary file in the same folder, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(data, stream, indent=2)
+            stream.write("\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def calibrations_dir() -> Path:
+    """The folder of shipped calibration profiles: the installed wheel's, else the
+    repository's."""
+    packaged = Path(energaizer.__file__).parent / "_calibration"
+    if packaged.is_dir():
+        return packaged
+    return Path(energaizer.__file__).parent.parent / "calibration"
+
+
+def calibration_for(profile: GpuProfile, path: str | Path | None = None) -> Calibration:
+    """Return the calibration to use for `profile`: the file at `path` when given, the
+    shipped fit for this GPU, else the default scaled from the reference GPU's fit."""
+    if path is not None:
+        return load_calibration(path)
+    shipped = calibrations_dir() / f"{profile.id}.json"
+    if shipped.is_file():
+        return load_calibration(shipped)
+    return default_calibration(profile)
+
+
+def default_calibration(profile: GpuProfile) -> Calibration:
+    """The reference GPU's fit, with power coefficients scaled by headroom ratio."""
+    from energaizer.hardware.profiles import load_profile
+
+    reference_path = calibrations_dir() / f"{REFERENCE_GPU}.json"
+    if not reference_path.is_file():
+        return Calibration(
+            gpu=profile.id,
+            power=headroom_defaults(profile.power_limit_w, profile.idle_power_w),
+            corrections={},
+            dispatch_s=DEFAULT_DISPATCH_S,
+            kind="uncalibrated",
+            source="built-in shares of the power headroom; no fitted reference available",
+        )
+    reference = load_calibration(reference_path)
+    reference_profile = load_profile(REFERENCE_GPU)
+    source_headroom = reference_profile.power_limit_w - reference_profile.idle_power_w
+    target_headroom = profile.power_limit_w - profile.idle_power_w
+    factor = target_headroom / source_headroom if source_headroom > 0 else 1.0
+    return Calibration(
+        gpu=profile.id,
+        power=reference.power.scaled(factor),
+        corrections=dict(reference.corrections),
+        dispatch_s=reference.dispatch_s,
+        call_s=reference.call_s,
+        module_s=reference.module_s,
+        kind="default",
+        source=(f"default: the {REFERENCE_GPU} fit with power coefficients scaled by "
+                f"headroom ratio {factor:.3f}"),
+        validation=reference.validation,
+    )
