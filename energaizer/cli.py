@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from energaizer import __version__
-from energaizer.errors import EnergaizerError, InputError
+from energaizer.errors import EnergaizerError
 
 app = typer.Typer(
     name="energaizer",
@@ -206,37 +206,6 @@ def validate(
 
 @app.command()
 @reports_errors
-def calibrate(
-    from_file: Optional[Path] = typer.Option(
-        None, "--from", help="Fit from a recorded measurement-set CSV instead of a GPU."
-    ),
-    gpu: Optional[str] = typer.Option(None, "--gpu", "-g", help="GPU profile id the rows were measured on."),
-    output: Optional[Path] = typer.Option(
-        None, "--output", "-o", help="Where to write the calibration profile JSON."
-    ),
-    json_output: bool = JsonOption,
-) -> None:
-    """Fit power coefficients and time corrections, with cross-validated errors."""
-    from energaizer.calibrate.offline import calibrate_from_file
-
-    if from_file is None:
-        raise InputError("Give --from FILE with a measurement set to fit.")
-    result = calibrate_from_file(from_file, gpu=gpu, output=output)
-    if json_output:
-        _print_json(result)
-        return
-    console = _console()
-    console.print(f"Calibration for {result['gpu']} written to {result['output']}", highlight=False)
-    validation = result["validation"]
-    console.print(
-        f"Leave-one-model-out errors over {validation['rows']} rows: time "
-        f"{validation['time_mape']:.1f}%, power {validation['power_mape']:.1f}%, energy "
-        f"{validation['energy_mape']:.1f}% (MAPE)"
-    )
-
-
-@app.command()
-@reports_errors
 def profiles(json_output: bool = JsonOption) -> None:
     """List the GPU profiles that --gpu accepts."""
     from rich.table import Table
@@ -255,6 +224,21 @@ def profiles(json_output: bool = JsonOption) -> None:
                       f"{profile.memory_gb:g}", f"{profile.memory_bandwidth_gb_s:,.0f}",
                       f"{profile.power_limit_w:.0f}", f"{profile.idle_power_w:.0f}")
     _console().print(table)
+
+
+def _register_commands() -> None:
+    """Add the commands defined in `energaizer.commands` modules."""
+    import importlib
+    import pkgutil
+
+    import energaizer.commands as commands
+
+    for module_info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"energaizer.commands.{module_info.name}")
+        module.register(app)
+
+
+_register_commands()
 
 
 def main() -> None:
