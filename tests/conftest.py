@@ -37,3 +37,16 @@ def dlrm_folder(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     with tarfile.open(shared_data / "traces" / "param" / "v100sxm32_dlrm_8rank_kineto.tar.gz") as archive:
         archive.extractall(target, filter="data")
     return target / "dlrm_kineto"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def template_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Keep captured shape templates in a temporary folder, not the user's cache."""
+    folder = tmp_path_factory.mktemp("workload-cache")
+    previous = os.environ.get("ENERGAIZER_CACHE_DIR")
+    os.environ["ENERGAIZER_CACHE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("ENERGAIZER_CACHE_DIR", None)
+    else:
+        os.environ["ENERGAIZER_CACHE_DIR"] = previous

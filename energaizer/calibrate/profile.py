@@ -4,7 +4,7 @@ A profile is JSON with `schema` "energaizer.calibration/1", the GPU identity, th
 conditions it was measured under, the coefficients, what it was fitted on and its
 cross-validated errors. Shipped profiles live in `calibration/<gpu id>.json`. A GPU with
 no profile gets the default calibration: the reference GPU's fit with its power
-coefficients scaled by the ratio of headrooms (power limit minus idle power).
+coefficients carried over by each module's capacity (bandwidth, peak FLOP/s, SMs x clock).
 """
 
 from __future__ import annotations
@@ -154,8 +154,42 @@ def calibration_for(profile: GpuProfile, path: str | Path | None = None) -> Cali
     return default_calibration(profile)
 
 
+# Which capacity of a GPU each power module's coefficient scales with when a fit is
+# carried from the reference GPU to another: at equal energy per operation, a module
+# that can do twice the work per second draws twice the power at full activity.
+def _module_capacity(profile: GpuProfile) -> dict[str, float]:
+    sm_clock = profile.sms * profile.boost_clock_mhz
+    return {
+        "dram": profile.memory_bandwidth_gb_s,
+        "tensor": profile.peak_flops("bf16", tensor_cores=True),
+        "fp32": profile.peak_flops("fp32", tensor_cores=False),
+        "active": sm_clock,
+        "l2": sm_clock,
+        "smem": sm_clock,
+        "sfu": sm_clock,
+    }
+
+
+def scaled_coefficients(reference: PowerCoefficients, source: GpuProfile,
+                        target: GpuProfile) -> tuple[PowerCoefficients, float]:
+    """Carry coefficients from `source` to `target` by module capacity, then shrink them
+    all when their sum would exceed the target's headroom by more than it does on the
+    source. Returns the coefficients and the shrink factor (1.0 when none was needed)."""
+    source_capacity, target_capacity = _module_capacity(source), _module_capacity(target)
+    scaled = {
+        module: value * target_capacity[module] / source_capacity[module]
+        for module, value in reference.to_dict().items()
+    }
+    source_headroom = max(source.power_limit_w - source.idle_power_w, 1.0)
+    target_headroom = max(target.power_limit_w - target.idle_power_w, 1.0)
+    allowed = target_headroom * sum(reference.to_dict().values()) / source_headroom
+    total = sum(scaled.values())
+    shrink = min(1.0, allowed / total) if total > 0 else 1.0
+    return PowerCoefficients({m: v * shrink for m, v in scaled.items()}), shrink
+
+
 def default_calibration(profile: GpuProfile) -> Calibration:
-    """The reference GPU's fit, with power coefficients scaled by headroom ratio."""
+    """The reference GPU's fit carried to `profile` by module capacity."""
     from energaizer.hardware.profiles import load_profile
 
     reference_path = calibrations_dir() / f"{REFERENCE_GPU}.json"
@@ -169,19 +203,17 @@ def default_calibration(profile: GpuProfile) -> Calibration:
             source="built-in shares of the power headroom; no fitted reference available",
         )
     reference = load_calibration(reference_path)
-    reference_profile = load_profile(REFERENCE_GPU)
-    source_headroom = reference_profile.power_limit_w - reference_profile.idle_power_w
-    target_headroom = profile.power_limit_w - profile.idle_power_w
-    factor = target_headroom / source_headroom if source_headroom > 0 else 1.0
+    power, shrink = scaled_coefficients(reference.power, load_profile(REFERENCE_GPU), profile)
+    note = "" if shrink == 1.0 else f", shrunk by {shrink:.2f} to fit its power headroom"
     return Calibration(
         gpu=profile.id,
-        power=reference.power.scaled(factor),
+        power=power,
         corrections=dict(reference.corrections),
         dispatch_s=reference.dispatch_s,
         call_s=reference.call_s,
         module_s=reference.module_s,
         kind="default",
-        source=(f"default: the {REFERENCE_GPU} fit with power coefficients scaled by "
-                f"headroom ratio {factor:.3f}"),
+        source=(f"default: the {REFERENCE_GPU} fit with each module's coefficient scaled by "
+                f"the GPU's capacity for it{note}"),
         validation=reference.validation,
     )

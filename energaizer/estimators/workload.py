@@ -39,7 +39,7 @@ def estimate_workload(workload: Workload, profile: GpuProfile, calibration: Cali
             power_limit_w=run.power_limit_w, idle_power_w=run.idle_power_w,
             derived_profile=profile.derived,
         ),
-        source={**(source or {}), **workload.source, "launches": int(len(run.time_s)),
+        source={**workload.source, **(source or {}), "launches": int(len(run.time_s)),
                 "requested_clock_mhz": run.requested_clock_mhz},
         energy_j=run.energy_j,
         duration_s=run.duration_s,

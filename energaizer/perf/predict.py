@@ -85,6 +85,11 @@ def clear_cache() -> None:
     _cost_cache.clear()
 
 
+def op_key(op: Op) -> tuple:
+    """What the performance model's answer for an op depends on."""
+    return _op_key(op)
+
+
 def _op_key(op: Op) -> tuple:
     geometry = tuple(sorted(op.geometry.items()))
     return (op.op_class, op.dtype, op.flops, op.bytes, op.tensor_cores, op.tile, geometry,

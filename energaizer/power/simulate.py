@@ -78,14 +78,14 @@ def simulate_workload(
     limit = float(min(power_limit_w or profile.power_limit_w, profile.power_limit_w))
     curves = dvfs_curves(profile)
     run = _run_at(workload, profile, calibration, curves, requested, requested, limit)
-    if run.avg_power_w <= limit * (1 + 1e-6):
-        return run
-    return _capped_run(workload, profile, calibration, curves, requested, limit)
+    if run.avg_power_w > limit * (1 + 1e-6):
+        run = _capped_run(workload, profile, calibration, curves, requested, limit)
+    return _limited(run)
 
 
 def _limited(run: WorkloadRun) -> WorkloadRun:
-    """Clip each launch's power to the limit: what the GPU's fast capping enforces when
-    even the lowest clock draws too much."""
+    """Clip each launch's power to the limit, which the GPU's fast power capping
+    enforces on short bursts that the average alone does not show."""
     run.power_w = np.minimum(run.power_w, run.power_limit_w)
     return run
 
@@ -94,8 +94,6 @@ def _capped_run(workload, profile, calibration, curves, requested, limit) -> Wor
     """Find the highest clock whose average power stays within the limit."""
     low, high = MIN_CLOCK_SHARE * profile.boost_clock_mhz, requested
     best = _run_at(workload, profile, calibration, curves, low, requested, limit)
-    if best.avg_power_w > limit:
-        best = _limited(best)
     for _ in range(_CLOCK_SEARCH_STEPS):
         middle = 0.5 * (low + high)
         run = _run_at(workload, profile, calibration, curves, middle, requested, limit)
@@ -123,17 +121,19 @@ def launch_intervals(workload: Workload, calibration: Calibration) -> np.ndarray
 
 def _run_at(workload, profile, calibration, curves: DvfsCurves, clock_mhz: float,
             requested: float, limit: float) -> WorkloadRun:
-    table = predict_ops(workload.ops, profile, clock_mhz, calibration.corrections)
+    distinct, inverse = workload.distinct_ops()
+    table = predict_ops(distinct, profile, clock_mhz, calibration.corrections)
     counts = np.array([op.count for op in workload.ops], dtype=np.int64)
     op_index = np.repeat(np.arange(len(workload.ops)), counts)
     idle_w = curves.idle_power_w(clock_mhz)
     scale = curves.dynamic_scale(clock_mhz)
     coefficients = calibration.power
-    core_w = coefficients.get("active") * np.ones(len(workload.ops))
+    core_w = coefficients.get("active") * np.ones(len(distinct))
     for module in CORE_MODULES[1:]:
         core_w = core_w + coefficients.get(module) * table.activity[module]
-    op_power = idle_w + scale * core_w + coefficients.get("dram") * table.activity["dram"]
-    time_s = np.asarray(table.time_s, dtype=np.float64)[op_index]
+    distinct_power = idle_w + scale * core_w + coefficients.get("dram") * table.activity["dram"]
+    op_power = distinct_power[inverse]
+    time_s = np.asarray(table.time_s, dtype=np.float64)[inverse][op_index]
     starts, duration = gpu_schedule(time_s, launch_intervals(workload, calibration)[op_index])
     return WorkloadRun(
         clock_mhz=clock_mhz,

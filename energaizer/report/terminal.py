@@ -50,6 +50,7 @@ def _render_totals(estimate: Estimate, console: Console) -> None:
     table.add_row("idle time", f"{estimate.idle_s:.6f} s")
     table.add_row("idle energy", f"{estimate.idle_energy_j:,.2f} J")
     table.add_row("power limit / idle", f"{gpu.power_limit_w:.0f} W / {gpu.idle_power_w:.0f} W")
+    table.add_row("SM clock", f"{gpu.clock_mhz:.0f} MHz")
     console.print(table)
 
 
@@ -92,9 +93,12 @@ def _render_steps(estimate: Estimate, console: Console) -> None:
 
 
 def _render_kernels(estimate: Estimate, console: Console) -> None:
-    table = Table(title="Top kernels by energy")
-    for column in ("kernel", "class", "count", "time s", "energy J", "avg power W"):
-        table.add_column(column, justify="left" if column in ("kernel", "class") else "right")
+    from_trace = estimate.source.get("kind") == "trace"
+    table = Table(title="Top kernels by energy" if from_trace else "Top ops by energy")
+    table.add_column("kernel" if from_trace else "op", no_wrap=True, overflow="ellipsis",
+                     max_width=_NAME_WIDTH)
+    for column in ("class", "count", "time s", "energy J", "avg power W"):
+        table.add_column(column, justify="left" if column == "class" else "right", no_wrap=True)
     for kernel in estimate.top_kernels:
         table.add_row(_short(kernel.name), kernel.op_class, f"{kernel.count:,}",
                       f"{kernel.time_s:.6f}", f"{kernel.energy_j:,.3f}", f"{kernel.avg_power_w:.1f}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from energaizer.workload.ops import Op, total
 
 
@@ -33,3 +35,24 @@ class Workload:
     @property
     def launches(self) -> int:
         return sum(op.count for op in self.ops)
+
+    def distinct_ops(self) -> tuple[list[Op], np.ndarray]:
+        """Return the ops that differ for the performance model, and for each op of
+        `ops` the index of its distinct op. Computed once per workload."""
+        cached = self.__dict__.get("_distinct")
+        if cached is not None and cached[2] == len(self.ops):
+            return cached[0], cached[1]
+        from energaizer.perf.predict import op_key
+
+        index: dict[tuple, int] = {}
+        distinct: list[Op] = []
+        inverse = np.empty(len(self.ops), dtype=np.int64)
+        for position, op in enumerate(self.ops):
+            key = op_key(op)
+            found = index.get(key)
+            if found is None:
+                found = index[key] = len(distinct)
+                distinct.append(op)
+            inverse[position] = found
+        self.__dict__["_distinct"] = (distinct, inverse, len(self.ops))
+        return distinct, inverse

@@ -1,4 +1,4 @@
-"""Fixtures of the workload tests: an empty template cache per session and the slow marker.
+"""The slow marker of the workload tests (the root conftest gives an empty template cache).
 
 Tests marked `slow` capture the largest presets and run only when ENERGAIZER_SLOW_TESTS=1,
 which keeps the folder at about a minute on two CPU cores.
@@ -25,16 +25,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def template_cache(tmp_path_factory: pytest.TempPathFactory):
-    """Point the template cache at a fresh folder, so no test reads a stale one."""
-    folder = tmp_path_factory.mktemp("workload-templates")
-    previous = os.environ.get("ENERGAIZER_CACHE_DIR")
-    os.environ["ENERGAIZER_CACHE_DIR"] = str(folder)
-    yield folder
-    if previous is None:
-        os.environ.pop("ENERGAIZER_CACHE_DIR", None)
-    else:
-        os.environ["ENERGAIZER_CACHE_DIR"] = previous
