@@ -9,7 +9,7 @@ import pytest
 from energaizer.analyze.opclass import OpClass
 from energaizer.workload import aten
 from energaizer.workload.aten import Call, TensorInfo, build_ops, map_call
-from energaizer.workload.capture import Expression, fit_integer
+from energaizer.workload.templates import Expression, fit_integer
 
 BF16 = 2
 

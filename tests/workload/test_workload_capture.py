@@ -8,9 +8,8 @@ plus 196 x 768 x 1024 in the patch embedding.
 
 from __future__ import annotations
 
-import dataclasses
-
 import builtins
+import dataclasses
 import importlib.metadata
 import json
 from collections import Counter
@@ -19,7 +18,7 @@ import pytest
 
 from energaizer.analyze.opclass import OpClass
 from energaizer.errors import InputError, ProfileError
-from energaizer.workload import aten, capture
+from energaizer.workload import aten, capture, templates
 from energaizer.workload.capture import capture_model
 from energaizer.workload.presets import list_presets, preset_metadata
 
@@ -206,7 +205,7 @@ def test_corrupt_template_file_is_rewritten(template_cache):
               "vocab_size": 100, "architectures": ["GPT2LMHeadModel"]}
     first = capture_model(config, batch=2, seq=16, phase="forward")
     request = capture._make_request(config, "bf16", "forward", "default")
-    path = capture._template_path(request.template_key("multi"))
+    path = templates._template_path(request.template_key("multi"))
     path.write_text("{not json")
     capture.clear_memory_cache()
     again = capture_model(config, batch=2, seq=16, phase="forward")
