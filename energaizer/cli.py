@@ -244,7 +244,3 @@ _register_commands()
 def main() -> None:
     """Entry point of the `energaizer` console script."""
     app()
-
-
-if __name__ == "__main__":
-    main()

@@ -135,7 +135,7 @@ def write_json_atomically(data: Any, path: Path) -> None:
 
 
 def calibrations_dir() -> Path:
-    """The folder of shipped calibration profiles: the installed wheel's, else the
+    """Return the folder of shipped calibration profiles: the installed wheel's, else the
     repository's."""
     packaged = Path(energaizer.__file__).parent / "_calibration"
     if packaged.is_dir():
@@ -154,9 +154,9 @@ def calibration_for(profile: GpuProfile, path: str | Path | None = None) -> Cali
     return default_calibration(profile)
 
 
-# Which capacity of a GPU each power module's coefficient scales with when a fit is
-# carried from the reference GPU to another: at equal energy per operation, a module
-# that can do twice the work per second draws twice the power at full activity.
+# The capacity each power module's coefficient scales with when a fit is carried from
+# the reference GPU to another. At equal energy per operation, a module that can do
+# twice the work per second draws twice the power at full activity.
 def _module_capacity(profile: GpuProfile) -> dict[str, float]:
     sm_clock = profile.sms * profile.boost_clock_mhz
     return {
@@ -189,7 +189,7 @@ def scaled_coefficients(reference: PowerCoefficients, source: GpuProfile,
 
 
 def default_calibration(profile: GpuProfile) -> Calibration:
-    """The reference GPU's fit carried to `profile` by module capacity."""
+    """Return the reference GPU's fit carried to `profile` by module capacity."""
     from energaizer.hardware.profiles import load_profile
 
     reference_path = calibrations_dir() / f"{REFERENCE_GPU}.json"

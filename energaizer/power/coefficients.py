@@ -1,10 +1,10 @@
 """Power coefficients: watts each GPU module draws at full activity.
 
 The dynamic power of an op is sum over modules m of c_m x a_m, where a_m is the share of
-the op's time module m is busy. Core modules (L2, shared memory, tensor cores, CUDA
-cores, special-function units, and `active`, which is 1 whenever a kernel runs) scale
-with (V/V_max)^2 x f/f_max; the DRAM term does not, because memory runs on its own clock.
-Coefficients are at the GPU's maximum SM clock and are never negative.
+the op's time module m is busy. The core modules are L2, shared memory, tensor cores,
+CUDA cores, special-function units, and `active`, which is 1 whenever a kernel runs.
+They scale with (V/V_max)^2 x f/f_max. The DRAM term does not, because memory runs on
+its own clock. Coefficients are at the GPU's maximum SM clock and never negative.
 """
 
 from __future__ import annotations
@@ -41,18 +41,17 @@ class PowerCoefficients:
 
 
 def headroom_defaults(power_limit_w: float, idle_power_w: float) -> PowerCoefficients:
-    """Coefficients for a GPU never measured, as shares of its headroom above idle.
+    """Coefficients as shares of a GPU's headroom above idle (limit minus idle power).
 
-    The shares are the A100-PCIe-40GB fit expressed relative to that GPU's headroom
-    (limit minus idle power); scaling by headroom keeps a dense GEMM near, not over, the
-    power limit on any board.
+    Used only when no fitted reference calibration is installed. The shares are
+    engineering assumptions, so estimates made with them are labelled uncalibrated.
     """
     headroom = max(power_limit_w - idle_power_w, 0.0)
     return PowerCoefficients({name: share * headroom for name, share in DEFAULT_SHARES.items()})
 
 
-# Shares of the headroom (power limit - idle), from the fit to the A100-PCIe-40GB set;
-# replaced by calibration/fit_shipped_calibrations.py output when that fit is rerun.
+# Shares of the headroom (power limit - idle) drawn by each module at full activity:
+# assumptions, not measurements.
 DEFAULT_SHARES = {
     "dram": 0.30,
     "active": 0.25,
