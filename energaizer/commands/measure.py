@@ -40,6 +40,11 @@ def measure(
         help="For a MIG slice: none reports the parent GPU's whole energy, marked shared; "
         "equal divides it evenly among the parent's slices.",
     ),
+    trace: bool = typer.Option(
+        False, "--trace",
+        help="Treat COMMAND as a Python script and its arguments, run it under the PyTorch "
+        "profiler, and write the trace with measured power as a counter track to --out.",
+    ),
     json_output: bool = JsonOption,
 ) -> None:
     """Run COMMAND and report energy (J), duration, average and peak power per GPU.
@@ -49,6 +54,9 @@ def measure(
     from energaizer.measure.meter import measure_command
 
     requests = [item.strip() for item in gpus.split(",") if item.strip()] if gpus else None
+    if trace:
+        _measure_profiled(command, requests, interval_ms, out, simulate, mig_split, json_output)
+        return
     # The result carries every measurement warning and they are printed below, so
     # Python's own warning output would only repeat them.
     with warnings.catch_warnings():
@@ -60,6 +68,27 @@ def measure(
     else:
         _render(result)
     raise typer.Exit(code=result.exit_code or 0)
+
+
+def _measure_profiled(command, requests, interval_ms, out, simulate, mig_split,
+                      json_output) -> None:
+    from energaizer.errors import InputError
+    from energaizer.measure.meter import Meter
+    from energaizer.measure.profiled import run_profiled
+
+    if out is None:
+        raise InputError("--trace writes a trace file, so it needs --out DIR.")
+    meter = Meter(requests, interval_s=interval_ms / 1e3, out=out, simulate=simulate,
+                  mig_split=mig_split)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result, trace_path, exit_code = run_profiled(command[0], command[1:], meter, out)
+    if json_output:
+        _print_json({**result.to_dict(), "trace": str(trace_path), "exit_code": exit_code})
+    else:
+        _render(result)
+        _console().print(f"trace with measured power: {trace_path}", highlight=False)
+    raise typer.Exit(code=exit_code)
 
 
 def _render(result) -> None:

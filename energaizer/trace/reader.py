@@ -13,6 +13,7 @@ from energaizer.errors import TraceError
 from energaizer.trace.decode import DecodedTrace, decode_trace
 from energaizer.trace.model import Trace
 from energaizer.trace.source import GZIP_MAGIC, TraceBytes, gunzip, read_trace_bytes
+from energaizer.trace.stream import read_large_trace
 from energaizer.trace.tables import TableBuilder
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,9 @@ def read_trace(path: str | Path, lenient: bool = False) -> Trace:
     `Trace.report` and `Trace.warnings`.
     """
     path = Path(path)
+    streamed = read_large_trace(path, lenient)
+    if streamed is not None:
+        return streamed
     return _build_trace(read_trace_bytes(path), str(path), lenient)
 
 
