@@ -7,7 +7,7 @@ Usage:
 FILE defaults to ../shared/data/measurements/mlenergy/mlenergy_v3_h100_llm_serving.csv
 next to the repository. Every dense bf16 row whose model has a preset is estimated with
 the row's average batch size, average output length and number of GPUs (as tensor
-parallelism), and the script prints measured and estimated energy per output token,
+parallelism). The script prints measured and estimated energy per output token,
 inter-token latency and power, with the relative error.
 
 The CSV records no prompt lengths, so every row assumes the same mean prompt length
@@ -29,16 +29,16 @@ import pandas as pd
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
-from energaizer.errors import ProfileError  # noqa: E402
-from energaizer.serving import ServingModel, ServingSpec, estimate_serving  # noqa: E402
-from energaizer.workload.presets import load_model_config  # noqa: E402
+from energaizer.errors import ProfileError
+from energaizer.serving import ServingModel, ServingSpec, estimate_serving
+from energaizer.workload.presets import load_model_config
 
 DEFAULT_CSV = (REPOSITORY.parent / "shared" / "data" / "measurements" / "mlenergy"
                / "mlenergy_v3_h100_llm_serving.csv")
-# Estimate: a chat prompt with its conversation history. The CSV does not say, so the
-# error columns below depend on this guess (prefill energy grows with it).
+# Estimate: a chat prompt with its conversation history. The CSV records no prompt
+# length, so the error columns depend on this guess (prefill energy grows with it).
 ASSUMED_PROMPT_TOKENS = 1000
-# ML.ENERGY ran the "H100" rows on HGX H100 (SXM5, 80 GB) nodes, we assume.
+# Assumption: ML.ENERGY ran the "H100" rows on H100 SXM5 80 GB GPUs; the CSV names no variant.
 GPU_PROFILE = "h100-sxm5-80gb"
 # Models in the CSV whose architecture equals a preset of another name.
 SAME_ARCHITECTURE = {"meta-llama/Llama-3.3-70B-Instruct": "llama-3.1-70b"}
@@ -68,7 +68,7 @@ def serving_rows(csv_path: Path) -> pd.DataFrame:
 def compare_row(row: pd.Series, prompt_tokens: int, time_corrections: str,
                 models: dict[tuple, ServingModel]) -> dict[str, Any]:
     """Estimate one measured row and return measured, estimated and error values."""
-    batch = max(int(round(row["avg_batch_size"])), 1)
+    batch = max(round(float(row["avg_batch_size"])), 1)
     spec = ServingSpec(model=row["preset"], gpu=GPU_PROFILE, num_gpus=int(row["num_gpus"]),
                        batch=batch, prompt_tokens=prompt_tokens,
                        output_tokens=float(row["avg_output_len"]),

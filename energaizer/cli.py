@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from energaizer import __version__
-from energaizer.errors import EnergaizerError
+from energaizer.errors import EnergaizerError, InputError
 
 app = typer.Typer(
     name="energaizer",
@@ -125,6 +125,22 @@ class Attention(str, Enum):
 @app.command()
 @reports_errors
 def estimate(
+    spec: Optional[Path] = typer.Argument(
+        None, help="With --serving: a serving spec YAML; the options override its values."
+    ),
+    serving: bool = typer.Option(
+        False, "--serving",
+        help="Estimate LLM serving (prefill and decode per request) from SPEC and/or options.",
+    ),
+    num_gpus: Optional[int] = typer.Option(
+        None, "--num-gpus", min=1, help="With --serving: GPUs the model is split over (tensor parallel)."
+    ),
+    prompt_tokens: Optional[int] = typer.Option(
+        None, "--prompt-tokens", min=1, help="With --serving: prompt length in tokens."
+    ),
+    output_tokens: Optional[int] = typer.Option(
+        None, "--output-tokens", min=1, help="With --serving: generated tokens per request."
+    ),
     trace: Optional[Path] = typer.Option(
         None, "--trace", "-t", help="Profiler trace file, folder of per-rank traces, or tar archive."
     ),
@@ -173,6 +189,11 @@ def estimate(
     from energaizer.estimate import estimate as run_estimate
     from energaizer.report.terminal import render_estimate
 
+    if serving or spec is not None:
+        _estimate_serving(spec, serving, model, gpu, num_gpus, batch, prompt_tokens,
+                          output_tokens, json_output)
+        return
+
     result = run_estimate(
         trace=trace, model=model, workload=workload, batch=batch, seq=seq, dtype=dtype.value,
         phase=phase.value, attention=attention.value, gpu=gpu, clock_mhz=clock_mhz,
@@ -182,6 +203,24 @@ def estimate(
         _print_json(result.to_dict())
         return
     render_estimate(result, _console())
+
+
+def _estimate_serving(spec, serving, model, gpu, num_gpus, batch, prompt_tokens,
+                      output_tokens, json_output) -> None:
+    from energaizer.commands.serve import render_serving
+    from energaizer.serving.cli_support import serving_spec_from_options
+    from energaizer.serving.estimate import estimate_serving
+
+    if not serving:
+        raise InputError(f"A positional SPEC ({spec}) is read only with --serving.")
+    serving_spec = serving_spec_from_options(
+        spec, model=model, gpu=gpu, num_gpus=num_gpus, batch=batch,
+        prompt_tokens=prompt_tokens, output_tokens=output_tokens)
+    result = estimate_serving(serving_spec)
+    if json_output:
+        _print_json(result.to_dict())
+        return
+    render_serving(result, serving_spec, _console())
 
 
 @app.command()

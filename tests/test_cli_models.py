@@ -106,3 +106,21 @@ def test_validate_bad_file(tmp_path):
     result = runner.invoke(app, ["validate", str(path)])
     assert result.exit_code == 2
     assert "missing columns" in result.output
+
+
+def test_serving_estimate_through_estimate():
+    data = _json(["estimate", "--serving", "--model", "llama-3.1-8b", "--gpu", "h100-sxm5-80gb",
+                  "--batch", "16", "--prompt-tokens", "500", "--output-tokens", "200", "--json"])
+    assert data["source"]["kind"] == "serving"
+    for key in ("energy_per_request_j", "prefill_energy_j", "decode_energy_j",
+                "energy_per_output_token_j", "output_tokens_per_s", "time_to_first_token_s",
+                "time_per_output_token_s"):
+        assert data[key] > 0, key
+    assert data["prefill_energy_j"] + data["decode_energy_j"] == pytest.approx(
+        data["energy_per_request_j"])
+
+
+def test_spec_without_serving_flag_rejected(tmp_path):
+    result = runner.invoke(app, ["estimate", str(tmp_path / "spec.yaml")])
+    assert result.exit_code == 2
+    assert "--serving" in result.output

@@ -44,7 +44,7 @@ GROUPS = ("tensor core", "cuda core", "memory")
 # in microseconds. The bounds keep each correction near the analytical model: a fit may
 # stretch the pipeline fill or the output write severalfold, the main loop only within
 # about two.
-_GROUP_START, _GROUP_LOWER, _GROUP_UPPER = [1.0, 1.0, 1.0, 2.0], [0.0, 0.5, 0.0, 0.0], [4.0, 2.5, 4.0, 20.0]
+_GROUP_START, _GROUP_LOWER, _GROUP_UPPER = [1.0, 1.0, 1.0, 2.0], [0.0, 0.5, 0.0, 0.0], [3.0, 2.5, 3.0, 10.0]
 _START = _GROUP_START * len(GROUPS) + [5.0, 3.0, 3.0]
 _LOWER = _GROUP_LOWER * len(GROUPS) + [0.0, 0.0, 0.0]
 _UPPER = _GROUP_UPPER * len(GROUPS) + [100.0, 50.0, 50.0]

@@ -83,6 +83,19 @@ def decode_trace(data: bytes, path: str, lenient: bool = False) -> DecodedTrace:
 def _decode_strict(data: bytes, path: str) -> DecodedTrace:
     """Decode the whole file at once; raise a located TraceError when it is invalid."""
     try:
+        return _decode_strict_unguarded(data, path)
+    except RecursionError:
+        # msgspec (0.23, with Python's default recursion limit) raises RecursionError,
+        # with no byte offset, for values nested 1000 levels deep.
+        raise TraceError(
+            f"{path}: invalid trace JSON: a value is nested deeper than the decoder "
+            f"allows (about 1000 levels). {_LENIENT_HINT}",
+            path=path,
+        ) from None
+
+
+def _decode_strict_unguarded(data: bytes, path: str) -> DecodedTrace:
+    try:
         if data[first_content_offset(data)] == ord("["):
             return DecodedTrace(EVENT_LIST_DECODER.decode(data), {}, "array")
         top_level = TOP_LEVEL_DECODER.decode(data)
@@ -96,11 +109,18 @@ def _decode_strict(data: bytes, path: str) -> DecodedTrace:
             "Chrome trace. Give a PyTorch profiler trace.",
             path=path,
         )
+    # Decoding into msgspec.Raw skips string contents unchecked, so invalid UTF-8 inside
+    # the event array or a metadata value surfaces only in these second decodes.
     try:
         events = EVENT_LIST_DECODER.decode(raw_events)
-    except msgspec.ValidationError as error:
+    except (msgspec.DecodeError, msgspec.ValidationError) as error:
         raise _located_error(data, path, error, inside_events=True) from None
-    metadata = {key: ANY_DECODER.decode(top_level[key]) for key in METADATA_KEYS if key in top_level}
+    try:
+        metadata = {
+            key: ANY_DECODER.decode(top_level[key]) for key in METADATA_KEYS if key in top_level
+        }
+    except msgspec.DecodeError as error:
+        raise _located_error(data, path, error) from None
     return DecodedTrace(events, metadata, "object")
 
 

@@ -20,9 +20,17 @@ from energaizer.trace.events import ANY_DECODER, EVENT_DECODER, RawEvent
 _BOUNDARY = re.compile(rb"\}\s*,\s*\{")
 _EVENTS_KEY = re.compile(rb'"traceEvents"\s*:\s*\[')
 _CLOSE_BRACE = re.compile(rb"\}")
+_ARRAY_END = re.compile(rb"\}\s*\]")
 _CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _WHITESPACE = b" \t\r\n"
+# A JSON string literal, and the whitespace bytes JSON allows between tokens but not raw
+# inside strings.
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_STRING_WHITESPACE_ESCAPES = {b"\t": b"\\t", b"\n": b"\\n", b"\r": b"\\r"}
 _UTF8_BOM = b"\xef\xbb\xbf"
+# msgspec (0.23, with Python's default recursion limit) raises RecursionError for values
+# nested 1000 levels deep. To the scanner that is one more piece that does not parse.
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
 
 # Joins tried for a piece that does not parse alone, and candidate ends tried for the
 # last event, whose end is not marked by a boundary.
@@ -116,6 +124,13 @@ def _scan_pieces(data: bytes, starts: list[int], result: ScanResult, repair: boo
         if joined:
             index += joined
             continue
+        # A `},{` inside the last event (in its args) splits it into pieces whose
+        # final one has no boundary after it, so joins cannot reach the event's end.
+        # Metadata after the array can hold `},{` too, adding pieces after the last event.
+        if len(starts) - 1 - index <= _MAX_JOINED_PIECES:
+            after = _decode_final_event(data, starts[index], result, repair)
+            if after is not None:
+                return after
         result.skipped_events += 1
         if result.first_problem_offset is None:
             result.first_problem_offset = starts[index]
@@ -144,7 +159,50 @@ def _piece_end(data: bytes, next_start: int) -> int:
 
 
 def _scan_last_event(data: bytes, start: int, result: ScanResult, repair: bool) -> int:
-    """Decode the final event, whose end is the first `}` after which it parses."""
+    """Decode the final event, whose end is the first `}` after which it parses; return
+    the offset after the event array."""
+    after = _decode_last_event(data, start, result, repair)
+    if after is not None:
+        return after
+    if result.first_problem_offset is None:
+        result.first_problem_offset = start
+    if data.find(b"]", start) < 0:
+        result.truncated = True
+    else:
+        result.skipped_events += 1
+    return len(data)
+
+
+def _decode_final_event(data: bytes, start: int, result: ScanResult, repair: bool) -> int | None:
+    """Decode the event at `start` as the array's last one, but only when what follows
+    it is a complete end of file: `]` and nothing, or `]` and the rest of the top-level
+    object. Return the offset after the array, or None with nothing recorded."""
+    for count, match in enumerate(_ARRAY_END.finditer(data, start)):
+        if count >= _MAX_LAST_EVENT_ENDS:
+            break
+        tail = data[match.end() :].strip(_WHITESPACE)
+        if tail and not _is_object_tail(tail):
+            continue
+        event = _decode_event(data[start : match.start() + 1], result, repair)
+        if event is not None:
+            result.events.append(event)
+            return match.end()
+    return None
+
+
+def _is_object_tail(tail: bytes) -> bool:
+    """True when `tail` (after the event array) closes the top-level object validly."""
+    if tail.startswith(b","):
+        tail = tail[1:]
+    try:
+        return isinstance(ANY_DECODER.decode(b"{" + tail), dict)
+    except _DECODE_ERRORS:
+        return False
+
+
+def _decode_last_event(data: bytes, start: int, result: ScanResult, repair: bool) -> int | None:
+    """Decode an event that starts at `start` and ends at the first `}` after which it
+    parses. Return the offset after the event array, or None when no end parses."""
     for count, match in enumerate(_CLOSE_BRACE.finditer(data, start)):
         if count >= _MAX_LAST_EVENT_ENDS:
             break
@@ -158,14 +216,7 @@ def _scan_last_event(data: bytes, start: int, result: ScanResult, repair: bool) 
         if after >= len(data):
             result.truncated = True
         return after + 1 if data[after : after + 1] == b"]" else after
-
-    if result.first_problem_offset is None:
-        result.first_problem_offset = start
-    if data.find(b"]", start) < 0:
-        result.truncated = True
-    else:
-        result.skipped_events += 1
-    return len(data)
+    return None
 
 
 def _decode_event(segment: bytes, result: ScanResult, repair: bool) -> RawEvent | None:
@@ -173,7 +224,7 @@ def _decode_event(segment: bytes, result: ScanResult, repair: bool) -> RawEvent 
     control bytes, counting what was replaced."""
     try:
         return EVENT_DECODER.decode(segment)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except _DECODE_ERRORS:
         if not repair:
             return None
     repaired, replaced = _repair(segment)
@@ -181,7 +232,7 @@ def _decode_event(segment: bytes, result: ScanResult, repair: bool) -> RawEvent 
         return None
     try:
         event = EVENT_DECODER.decode(repaired)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except _DECODE_ERRORS:
         return None
     result.repaired_events += 1
     result.replaced_bytes += replaced
@@ -189,11 +240,23 @@ def _decode_event(segment: bytes, result: ScanResult, repair: bool) -> RawEvent 
 
 
 def _repair(segment: bytes) -> tuple[bytes, int]:
-    """Replace invalid UTF-8 with U+FFFD and raw control bytes with spaces."""
+    """Replace invalid UTF-8 with U+FFFD, raw control bytes with spaces, and raw tabs,
+    newlines and carriage returns inside strings with their JSON escapes."""
     text = segment.decode("utf-8", errors="replace")
     replaced = text.count("\ufffd") - segment.decode("utf-8", errors="ignore").count("\ufffd")
     fixed, controls = _CONTROL_BYTES.subn(b" ", text.encode("utf-8"))
-    return fixed, replaced + controls
+    escaped = 0
+
+    def escape_whitespace(match: re.Match[bytes]) -> bytes:
+        nonlocal escaped
+        string = match.group(0)
+        escaped += sum(string.count(byte) for byte in _STRING_WHITESPACE_ESCAPES)
+        for byte, escape in _STRING_WHITESPACE_ESCAPES.items():
+            string = string.replace(byte, escape)
+        return string
+
+    fixed = _JSON_STRING.sub(escape_whitespace, fixed)
+    return fixed, replaced + controls + escaped
 
 
 def extract_metadata(region: bytes) -> dict[str, Any]:
@@ -219,7 +282,7 @@ def _decode_value_at(region: bytes, start: int) -> Any:
         return _MISSING
     try:
         return ANY_DECODER.decode(region[start:end])
-    except msgspec.DecodeError:
+    except _DECODE_ERRORS:
         return _MISSING
 
 

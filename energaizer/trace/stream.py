@@ -259,7 +259,9 @@ class _StreamReader:
 
         builder = self.tables.finish()
         gpu_activity, set_aside = builder.gpu_frame()
-        report = ReadReport(lenient=lenient)
+        # A streamed read is always a clean one (anything else falls back to the whole-file
+        # reader), so, as there, `lenient` is True only when lenient recovery was used.
+        report = ReadReport(lenient=False)
         trace = Trace(
             path=name,
             gpu_activity=gpu_activity,

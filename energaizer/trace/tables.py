@@ -8,6 +8,7 @@ type. An event whose time cannot be read is counted as unusable, never guessed.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Callable
 
 import msgspec
@@ -19,6 +20,8 @@ from energaizer.trace.events import ANY_DECODER, RawEvent
 from energaizer.trace.model import MISSING_ID
 
 _INT64_MAX = 2**63 - 1
+_INT64_MIN = -(2**63)
+_DECIMAL_INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
 
 # A GPU activity that starts this far from the median start of all GPU activity (one
 # day, in microseconds) has a broken clock, not a real position on the timeline.
@@ -30,7 +33,10 @@ def to_float(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond the float range (about 1.8e308)
+            return None
     elif isinstance(value, str):
         try:
             number = float(value.strip())
@@ -45,7 +51,8 @@ def to_int(value: Any) -> int | None:
     """Return an exact integer from a JSON integer or a string of digits, else None.
 
     Floats are accepted only when integral; ids written as floats beyond 2^53 have
-    already lost digits in the file itself.
+    already lost digits in the file itself. A string must be an optional minus sign and
+    ASCII digits, at most Python's limit for int conversion (4300 digits by default).
     """
     if isinstance(value, bool):
         return None
@@ -53,12 +60,27 @@ def to_int(value: Any) -> int | None:
         return value
     if isinstance(value, str):
         text = value.strip()
-        if text.lstrip("-").isdigit():
+        if not _DECIMAL_INTEGER.fullmatch(text):
+            return None
+        try:
             return int(text)
-        return None
+        except ValueError:  # more digits than sys.get_int_max_str_digits() allows
+            return None
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return int(value)
     return None
+
+
+def to_int64(value: Any) -> int | None:
+    """Return `to_int(value)` when it fits a signed 64-bit integer, else None.
+
+    Used for the int64 columns (device, stream, sizes, bytes), where a larger value is
+    malformed rather than an id to keep exactly.
+    """
+    number = to_int(value)
+    if number is None or not _INT64_MIN <= number <= _INT64_MAX:
+        return None
+    return number
 
 
 def _args(event: RawEvent) -> dict[str, Any]:
@@ -67,7 +89,7 @@ def _args(event: RawEvent) -> dict[str, Any]:
         return {}
     try:
         value = ANY_DECODER.decode(event.args)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # RecursionError: nested 1000 levels deep
         return {}
     return value if isinstance(value, dict) else {}
 
@@ -80,7 +102,7 @@ def _external_id(args: dict[str, Any]) -> int:
 def _dim3(value: Any) -> tuple[int, int, int]:
     """Read a CUDA grid or block size; missing or malformed sizes become (0, 0, 0)."""
     if isinstance(value, list) and len(value) == 3:
-        sizes = [to_int(item) for item in value]
+        sizes = [to_int64(item) for item in value]
         if all(size is not None and size >= 0 for size in sizes):
             return sizes[0], sizes[1], sizes[2]  # type: ignore[return-value]
     return 0, 0, 0
@@ -112,7 +134,7 @@ class _Columns:
 
 def _id_column(values: list[int]) -> np.ndarray:
     """Store ids as int64 when all fit, else as exact Python ints."""
-    if all(-_INT64_MAX - 1 <= value <= _INT64_MAX for value in values):
+    if all(_INT64_MIN <= value <= _INT64_MAX for value in values):
         return np.asarray(values, dtype=np.int64)
     return np.asarray(values, dtype=object)
 
@@ -163,12 +185,12 @@ class TableBuilder:
 
     def _add_gpu(self, event: RawEvent, category: str, ts_us: float, dur_us: float) -> None:
         args = _args(event)
-        device = to_int(args.get("device"))
+        device = to_int64(args.get("device"))
         if device is None:
-            device = to_int(event.pid)
-        stream = to_int(args.get("stream"))
+            device = to_int64(event.pid)
+        stream = to_int64(args.get("stream"))
         if stream is None:
-            stream = to_int(event.tid)
+            stream = to_int64(event.tid)
         correlation = to_int(args.get("correlation"))
         grid = _dim3(args.get("grid"))
         block = _dim3(args.get("block"))
@@ -178,9 +200,9 @@ class TableBuilder:
             MISSING_ID if stream is None else stream,
             MISSING_ID if correlation is None else correlation,
             _external_id(args), *grid, *block,
-            to_int(args.get("registers per thread")) or 0,
-            to_int(args.get("shared memory")) or 0,
-            to_int(args.get("bytes")) or 0,
+            to_int64(args.get("registers per thread")) or 0,
+            to_int64(args.get("shared memory")) or 0,
+            to_int64(args.get("bytes")) or 0,
         ))
 
     def _add_runtime(self, event: RawEvent, category: str, ts_us: float, dur_us: float) -> None:

@@ -1,0 +1,83 @@
+"""`energaizer serve-estimate`: energy per request and per token of serving an LLM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from energaizer.cli import JsonOption, _console, _print_json, reports_errors
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve-estimate")(serve_estimate)
+
+
+@reports_errors
+def serve_estimate(
+    spec: Path | None = typer.Argument(
+        None, help="Serving spec YAML; the options below override its values."
+    ),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model preset or config.json path."),
+    gpu: str | None = typer.Option(None, "--gpu", "-g", help="GPU profile id (default h100-sxm5-80gb)."),
+    num_gpus: int | None = typer.Option(
+        None, "--num-gpus", min=1, help="GPUs the model is split over with tensor parallelism."
+    ),
+    batch: int | None = typer.Option(
+        None, "--batch", "-b", min=1, help="Average requests in flight (sequences per decode step)."
+    ),
+    prompt_tokens: int | None = typer.Option(
+        None, "--prompt-tokens", min=1, help="Prompt length in tokens (fixed)."
+    ),
+    output_tokens: int | None = typer.Option(
+        None, "--output-tokens", min=1, help="Generated tokens per request (fixed)."
+    ),
+    step_overhead_s: float | None = typer.Option(
+        None, "--step-overhead-s", min=0.0,
+        help="Engine CPU time per decode step in seconds while the GPU waits (default 0.0012).",
+    ),
+    time_corrections: str | None = typer.Option(
+        None, "--time-corrections",
+        help="calibration: apply the calibration's fitted time corrections (default); "
+        "none: analytical kernel times only.",
+    ),
+    json_output: bool = JsonOption,
+) -> None:
+    """Estimate energy per request and per output token of an LLM served with vLLM."""
+    from energaizer.serving.cli_support import serving_spec_from_options
+    from energaizer.serving.estimate import estimate_serving
+
+    serving_spec = serving_spec_from_options(
+        spec, model=model, gpu=gpu, num_gpus=num_gpus, batch=batch,
+        prompt_tokens=prompt_tokens, output_tokens=output_tokens,
+        step_overhead_s=step_overhead_s, time_corrections=time_corrections,
+    )
+    result = estimate_serving(serving_spec)
+    if json_output:
+        _print_json(result.to_dict())
+        return
+    render_serving(result, serving_spec, _console())
+
+
+def render_serving(result, spec, console) -> None:
+    """Print energy per request and per token, latency and decode power."""
+    table = Table(title=f"Serving {spec.model} on {spec.num_gpus} x "
+                        f"{result.estimate.gpu.name}, batch {spec.batch}")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    rows = (
+        ("energy per request", f"{result.energy_per_request_j:,.1f} J"),
+        ("  prefill", f"{result.prefill_energy_j:,.1f} J"),
+        ("  decode", f"{result.decode_energy_j:,.1f} J"),
+        ("energy per output token", f"{result.energy_per_output_token_j:.4f} J"),
+        ("output tokens per second", f"{result.output_tokens_per_s:,.0f}"),
+        ("time to first token", f"{result.time_to_first_token_s * 1e3:.1f} ms"),
+        ("time per output token", f"{result.time_per_output_token_s * 1e3:.2f} ms"),
+        ("decode power, all GPUs", f"{result.decode_power_w:,.0f} W"),
+    )
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+    for warning in result.estimate.warnings:
+        console.print(f"note: {warning}", highlight=False)

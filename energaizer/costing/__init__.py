@@ -1,0 +1,1 @@
+"""Money and carbon: unit conversions, grid carbon intensity by region, feature costs."""

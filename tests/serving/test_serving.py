@@ -1,0 +1,147 @@
+"""Serving estimates: spec parsing, phase split, tensor parallelism and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from energaizer.cli import app
+from energaizer.errors import InputError
+from energaizer.serving import ServingModel, ServingSpec, estimate_serving, parse_length
+from energaizer.serving.layers import decode_workload, dense_architecture
+
+SMALL = {"model": "llama-3.1-8b", "gpu": "h100-sxm5-80gb", "prompt_tokens": 512,
+         "output_tokens": 128}
+
+
+@pytest.fixture(scope="module")
+def batch_8():
+    return estimate_serving(ServingSpec(batch=8, **SMALL))
+
+
+def test_length_fixed_number():
+    length = parse_length(300, "prompt_tokens")
+    assert length.mean == 300
+    assert length.kind == "fixed"
+
+
+@pytest.mark.parametrize("value, mean", [
+    ({"distribution": "uniform", "low": 100, "high": 300}, 200),
+    ({"distribution": "normal", "mean": 500, "std": 50}, 500),
+    ({"distribution": "lognormal", "mean": 1000, "sigma": 0.5}, 1000),
+    ([100, 200, 600], 300),
+    ({"distribution": "values", "values": [10, 30]}, 20),
+])
+def test_length_distribution_means(value, mean):
+    assert parse_length(value, "prompt_tokens").mean == pytest.approx(mean, rel=0.02)
+
+
+@pytest.mark.parametrize("value", [0, -5, True, "long", {"distribution": "gamma"},
+                                   {"distribution": "uniform", "low": 10}, []])
+def test_length_invalid_raises(value):
+    with pytest.raises(InputError):
+        parse_length(value, "prompt_tokens")
+
+
+def test_estimate_contract_fields(batch_8):
+    data = batch_8.to_dict()
+    assert data["schema"] == "energaizer.estimate/1"
+    assert data["source"]["kind"] == "serving"
+    for key in ("energy_per_request_j", "prefill_energy_j", "decode_energy_j",
+                "energy_per_output_token_j", "output_tokens_per_s", "time_to_first_token_s",
+                "time_per_output_token_s"):
+        assert data[key] > 0, key
+
+
+def test_estimate_energy_sums(batch_8):
+    data = batch_8.to_dict()
+    by_class = sum(item["energy_j"] for item in data["by_class"])
+    assert by_class + data["idle_energy_j"] == pytest.approx(data["energy_j"], rel=1e-9)
+    assert batch_8.prefill_energy_j + batch_8.decode_energy_j == pytest.approx(
+        batch_8.energy_per_request_j, rel=1e-9)
+    assert data["avg_power_w"] == pytest.approx(data["energy_j"] / data["duration_s"])
+
+
+def test_energy_per_token_falls_with_batch(batch_8):
+    batch_64 = estimate_serving(ServingSpec(batch=64, **SMALL))
+    assert batch_64.energy_per_output_token_j < batch_8.energy_per_output_token_j
+    assert batch_64.output_tokens_per_s > batch_8.output_tokens_per_s
+    assert batch_64.time_per_output_token_s > batch_8.time_per_output_token_s
+
+
+def test_decode_step_grows_with_cache():
+    model = ServingModel(ServingSpec(batch=32, **SMALL))
+    assert model.decode_step(8000).energy_j > model.decode_step(500).energy_j
+
+
+def test_step_overhead_adds_idle_energy():
+    without = estimate_serving(ServingSpec(batch=8, step_overhead_s=0.0, **SMALL))
+    with_gap = estimate_serving(ServingSpec(batch=8, step_overhead_s=0.005, **SMALL))
+    assert without.estimate.idle_energy_j == pytest.approx(0.0, abs=1e-9)
+    assert with_gap.estimate.idle_energy_j > 0.0
+    assert with_gap.time_per_output_token_s == pytest.approx(
+        without.time_per_output_token_s + 0.005, rel=0.05)
+
+
+def test_tensor_parallel_splits_gemms():
+    arch = dense_architecture("llama-3.1-8b")
+    single = decode_workload(arch, 8, 1000, num_gpus=1, dtype="bf16")
+    split = decode_workload(arch, 8, 1000, num_gpus=4, dtype="bf16")
+    def find(workload, name):
+        return next(op for op in workload.ops if op.name == name)
+
+    assert find(split, "gate_up_proj").geometry["n"] * 4 == find(single, "gate_up_proj").geometry["n"]
+    assert find(split, "down_proj").geometry["k"] * 4 == find(single, "down_proj").geometry["k"]
+    reduces = sum(op.count for op in split.ops if op.geometry.get("kind") == "all_reduce")
+    assert reduces == 2 * arch.layers + 1
+    assert not any(op.op_class.value == "communication" for op in single.ops)
+
+
+def test_decode_is_graph_launched():
+    arch = dense_architecture("llama-3.1-8b")
+    assert decode_workload(arch, 8, 100, num_gpus=1, dtype="bf16").eager_launches is False
+
+
+def test_uneven_heads_rejected():
+    with pytest.raises(InputError, match="do not split"):
+        estimate_serving(ServingSpec(num_gpus=3, **SMALL))
+
+
+def test_moe_config_rejected(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model_type": "mixtral", "hidden_size": 64,
+                                  "num_local_experts": 8}))
+    with pytest.raises(InputError, match="mixture of experts"):
+        dense_architecture(str(config))
+
+
+def test_cli_serve_estimate_json():
+    result = CliRunner().invoke(app, ["serve-estimate", "--model", "llama-3.1-8b", "--batch",
+                                      "16", "--prompt-tokens", "256", "--output-tokens",
+                                      "64", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["source"]["batch"] == 16
+    assert data["source"]["prompt_tokens"]["mean"] == 256
+
+
+def test_cli_spec_file_overridden(tmp_path):
+    spec = tmp_path / "serving.yaml"
+    spec.write_text("model: llama-3.1-8b\nbatch: 4\nprompt_tokens: [100, 300]\n"
+                    "output_tokens: {distribution: uniform, low: 50, high: 150}\n")
+    result = CliRunner().invoke(app, ["serve-estimate", str(spec), "--batch", "32", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["source"]["batch"] == 32
+    assert data["source"]["prompt_tokens"]["mean"] == 200
+    assert data["source"]["output_tokens"]["distribution"] == "uniform"
+
+
+def test_cli_spec_unknown_key(tmp_path):
+    spec = tmp_path / "serving.yaml"
+    spec.write_text("model: llama-3.1-8b\nbatchsize: 4\n")
+    result = CliRunner().invoke(app, ["serve-estimate", str(spec)])
+    assert result.exit_code == 2
+    assert "batchsize" in result.output
