@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import energaizer
 from energaizer.errors import ProfileError
+from energaizer.fileio import write_json_atomically
 from energaizer.hardware.profiles import GpuProfile
 from energaizer.perf import Corrections
 from energaizer.perf.corrections import CorrectionKey, key_from_name, key_name
@@ -116,22 +115,6 @@ def load_calibration(path: str | Path) -> Calibration:
 def save_calibration(calibration: Calibration, path: str | Path) -> None:
     """Write a calibration profile atomically: a killed writer leaves the old file."""
     write_json_atomically(calibration.to_dict(), Path(path))
-
-
-def write_json_atomically(data: Any, path: Path) -> None:
-    """Write JSON to a temporary file in the same folder, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=2)
-            stream.write("\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def calibrations_dir() -> Path:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from energaizer.errors import InputError
+from energaizer.fileio import write_text_atomically
 from energaizer.hardware.devices import MigSplit, ResolvedDevice, resolve_devices
 from energaizer.hardware.simulated import (
     COMMAND_ACTIVITY,
@@ -176,4 +177,4 @@ def measure_command(command: Sequence[str], **meter_options: Any) -> MeasureResu
 
 def write_result(result: MeasureResult, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
+    write_text_atomically(path, json.dumps(result.to_dict(), indent=2, default=str) + "\n")

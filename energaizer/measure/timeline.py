@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from energaizer.fileio import write_atomically
 from energaizer.measure.sampler import DeviceSamples
 
 COLUMNS = ("time_s", "gpu_index", "gpu_uuid", "source", "energy_j", "power_w",
@@ -24,8 +25,10 @@ def _cell(value: float | None) -> str:
 
 def write_timeline(series: list[DeviceSamples], start_s: float, path: str | Path) -> Path:
     """Write every sample of every GPU to `path` and return it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomically(path, lambda target: _write_rows(series, start_s, target))
+
+
+def _write_rows(series: list[DeviceSamples], start_s: float, path: Path) -> None:
     with path.open("w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
         writer.writerow(COLUMNS)
@@ -43,4 +46,3 @@ def write_timeline(series: list[DeviceSamples], start_s: float, path: str | Path
                     _cell(sample.get("power_average")), _cell(sample.get("sm_clock")),
                     _cell(sample.get("temperature")), ";".join(sorted(sample.missing)),
                 ])
-    return path

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from energaizer.costing.feature import FeatureCost, FeatureSpec, cost_per_request, feature_cost
+from energaizer.fileio import write_text_atomically
 from energaizer.serving.estimate import estimate_serving
 from energaizer.serving.model import ServingModel
 
@@ -112,7 +113,7 @@ def _prompt_sweep(feature: FeatureSpec, model: ServingModel,
 
 
 def write_json(report: CostReport, path: Path) -> None:
-    path.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
+    write_text_atomically(path, json.dumps(report.to_dict(), indent=2, default=str) + "\n")
 
 
 def write_csv(report: CostReport, path: Path) -> None:
@@ -165,7 +166,7 @@ def write_markdown(report: CostReport, path: Path, images: dict[str, str]) -> No
     lines += [f"- {line}" for line in assumption_lines(report)]
     lines += ["", "## Figures", ""]
     lines += [f"![{title}]({file_name})" for title, file_name in images.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text_atomically(path, "\n".join(lines) + "\n")
 
 
 def write_cost_report(feature: FeatureSpec, output_dir: Path) -> dict[str, Path]:

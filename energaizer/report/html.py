@@ -6,6 +6,7 @@ import base64
 import html
 from pathlib import Path
 
+from energaizer.fileio import write_text_atomically
 from energaizer.report.cost import CostReport, assumption_lines, summary_rows
 
 _STYLE = (
@@ -40,4 +41,4 @@ def render_html(report: CostReport, figures: dict[str, bytes]) -> str:
 
 
 def write_html(report: CostReport, path: Path, figures: dict[str, bytes]) -> None:
-    path.write_text(render_html(report, figures), encoding="utf-8")
+    write_text_atomically(path, render_html(report, figures))

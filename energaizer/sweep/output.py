@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from energaizer.fileio import write_atomically
 from energaizer.sweep.run import SweepResult
 
 
@@ -38,8 +39,8 @@ def write_results(result: SweepResult, folder: str | Path) -> dict[str, Path]:
         "csv": folder / "results.csv",
         "plot": folder / "summary.png",
     }
-    frame.to_parquet(paths["parquet"], index=False)
-    frame.to_csv(paths["csv"], index=False)
+    write_atomically(paths["parquet"], lambda target: frame.to_parquet(target, index=False))
+    write_atomically(paths["csv"], lambda target: frame.to_csv(target, index=False))
     plot_summary(frame, paths["plot"])
     return paths
 
@@ -65,5 +66,5 @@ def plot_summary(frame: pd.DataFrame, path: Path) -> None:
     axes.set_title("Sweep: energy against time per item")
     axes.grid(True, alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    write_atomically(path, lambda target: figure.savefig(target, dpi=120, format="png"))
     plt.close(figure)

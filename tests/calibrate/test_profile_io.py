@@ -62,10 +62,10 @@ def test_failed_write_keeps_old_file(tmp_path, monkeypatch):
     save_calibration(_calibration(), path)
     before = path.read_text()
 
-    def broken_dump(*args, **kwargs):
+    def broken_sync(*args, **kwargs):
         raise RuntimeError("killed mid-write")
 
-    monkeypatch.setattr(json, "dump", broken_dump)
+    monkeypatch.setattr("energaizer.fileio.os.fsync", broken_sync)
     with pytest.raises(RuntimeError):
         save_calibration(_calibration(), path)
     assert path.read_text() == before

@@ -1,0 +1,43 @@
+"""Write files atomically: a process killed mid-write leaves the old file or the new one.
+
+Data goes to a temporary file in the target's folder (named `.<name>.<random>`, so
+loaders that look for the target name or its suffix never pick it up), is flushed to
+disk, and is renamed over the target in one step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def write_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call `write(temporary_path)`, then rename the temporary file over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        write(temporary)
+        with open(temporary, "rb+") as stream:
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomically(path: str | Path, text: str) -> Path:
+    """Write UTF-8 text atomically."""
+    return write_atomically(path, lambda target: target.write_text(text, encoding="utf-8"))
+
+
+def write_json_atomically(data: Any, path: str | Path) -> Path:
+    """Write indented JSON atomically."""
+    return write_text_atomically(path, json.dumps(data, indent=2, default=str) + "\n")
