@@ -46,10 +46,10 @@ def estimate(
     clock; `power_limit_w` caps power below the profile's limit; `calibration` points to
     a calibration profile file. Raises InputError (or a subclass) on bad input.
     """
-    given = [name for name, value in (("trace", trace), ("model", model), ("workload", workload))
-             if value is not None]
-    if len(given) > 1:
-        raise InputError(f"Give one source to estimate, not {' and '.join(given)}.")
+    sources = [name for name, value in (("trace", trace), ("model", model), ("workload", workload))
+               if value is not None]
+    if len(sources) > 1:
+        raise InputError(f"Give one source to estimate, not {' and '.join(sources)}.")
     _check_options(dtype, phase, attention, batch, seq, clock_mhz, power_limit_w)
     if trace is not None:
         from energaizer.estimators.trace import estimate_trace

@@ -41,3 +41,23 @@ def write_text_atomically(path: str | Path, text: str) -> Path:
 def write_json_atomically(data: Any, path: str | Path) -> Path:
     """Write indented JSON atomically."""
     return write_text_atomically(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def path_inside(base: Path, relative: str | Path, what: str) -> Path:
+    """Resolve a path named in a spec file against the spec's folder.
+
+    Raises InputError when it is absolute or leads outside that folder (through `..` or
+    a symbolic link), so a spec can only point at files it ships with.
+    """
+    from energaizer.errors import InputError
+
+    candidate = Path(relative)
+    if candidate.is_absolute():
+        raise InputError(f"{what} {relative} is an absolute path; spec files may only name "
+                         f"paths inside their own folder ({base}).")
+    folder = base.resolve()
+    resolved = (folder / candidate).resolve()
+    if resolved != folder and folder not in resolved.parents:
+        raise InputError(f"{what} {relative} leads outside the spec's folder ({base}); "
+                         "move the file next to the spec.")
+    return resolved

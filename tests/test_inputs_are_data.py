@@ -59,3 +59,27 @@ def test_model_estimate_uses_no_network(no_network):
     result = energaizer.estimate(model="gpt2", gpu="a100-pcie-40gb")
     assert result is not None
     assert no_network == []
+
+
+def test_spec_paths_cannot_escape_their_folder(tmp_path):
+    import pytest
+
+    from energaizer.errors import InputError
+    from energaizer.serving.spec import load_serving_spec
+    from energaizer.sweep.grid import load_grid
+
+    (tmp_path / "outside.json").write_text("{}")
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    serving = specs / "serving.yaml"
+    for reference in ("../outside.json", str(tmp_path / "outside.json")):
+        serving.write_text(f"model: gpt2\ncalibration: {reference}\n")
+        with pytest.raises(InputError, match="spec"):
+            load_serving_spec(serving)
+    grid = specs / "grid.yaml"
+    grid.write_text("traces: [../outside.json]\ngpus: [a100-pcie-40gb]\n")
+    with pytest.raises(InputError, match="outside"):
+        load_grid(grid)
+    grid.write_text("models: [gpt2]\ngpus: [a100-pcie-40gb]\ncalibration: ../outside.json\n")
+    with pytest.raises(InputError, match="outside"):
+        load_grid(grid)

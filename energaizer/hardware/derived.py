@@ -1,4 +1,4 @@
-"""Derive a GPU profile from what a trace's deviceProperties say about an unknown GPU."""
+"""Derive a GPU profile for an unknown GPU from the deviceProperties a trace records."""
 
 from __future__ import annotations
 

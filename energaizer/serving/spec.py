@@ -23,6 +23,7 @@ import yaml
 from scipy import stats
 
 from energaizer.errors import InputError
+from energaizer.fileio import path_inside
 
 DISTRIBUTIONS = ("fixed", "uniform", "normal", "lognormal", "values")
 # Lengths are expected values over this many equal-probability quantiles of a continuous
@@ -227,6 +228,12 @@ def load_serving_spec(path: str | Path, **overrides: Any) -> ServingSpec:
         raise InputError(f"Cannot read serving spec {path}: {error.strerror}.") from None
     except yaml.YAMLError as error:
         raise InputError(f"Serving spec {path} is not valid YAML: {error}.") from None
-    data = dict(data or {})
-    data.update({key: value for key, value in overrides.items() if value is not None})
+    if data is None:
+        data = {}
+    if isinstance(data, dict) and data.get("calibration") is not None:
+        data = dict(data)
+        data["calibration"] = str(path_inside(path.parent, str(data["calibration"]),
+                                              f"Serving spec {path}: calibration"))
+    if isinstance(data, dict):
+        data.update({key: value for key, value in overrides.items() if value is not None})
     return spec_from_mapping(data, origin=f"Serving spec {path}")

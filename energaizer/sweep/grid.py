@@ -23,6 +23,7 @@ import yaml
 
 from energaizer.errors import InputError
 from energaizer.estimate import ATTENTIONS, DTYPES, PHASES
+from energaizer.fileio import path_inside
 from energaizer.trace.reader import TRACE_SUFFIXES
 
 MODEL_KEYS = ("models", "gpus", "batch", "seq", "dtypes", "phases", "attention", "clocks_mhz")
@@ -97,7 +98,7 @@ def grid_from_mapping(document: dict[str, Any], base: Path = Path("."),
     grid = SweepGrid()
     calibration = document.get("calibration")
     if calibration is not None:
-        grid.calibration = str(base / calibration)
+        grid.calibration = str(path_inside(base, calibration, f"{name}: calibration"))
     if has_traces:
         extra = sorted(set(document) & (set(MODEL_KEYS) - set(TRACE_KEYS)))
         if extra:
@@ -157,7 +158,7 @@ def _trace_files(value: Any, base: Path, name: str) -> list[str]:
     """Expand a folder into its trace files; keep listed files as they are."""
     files: list[str] = []
     for entry in _as_list(value, "traces", name):
-        path = base / str(entry)
+        path = path_inside(base, str(entry), f"{name}: trace path")
         if path.is_dir():
             found = sorted(item for item in path.iterdir()
                            if item.is_file() and item.name.endswith(TRACE_SUFFIXES))

@@ -50,7 +50,7 @@ def test_no_memcpy_or_memset_gives_empty_classes(tmp_path):
     assert classes == {"gemm"}
 
 
-def test_kernel_links_through_external_id_when_launch_thread_has_no_ops(tmp_path):
+def test_link_through_kernel_external_id(tmp_path):
     events = [
         cpu_op("aten::addmm", 100.0, 50.0, tid=1, external_id=77,
                dims=[[8], [4, 16], [16, 8]], types=["float"] * 3),
