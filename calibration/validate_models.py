@@ -8,8 +8,8 @@ DIR is the shared data folder (default ../shared/data next to the repository). T
 1. converts the EnergAIzer ISPASS 2026 measurements (A100-PCIe-40GB and A10 at a locked
    900 MHz, and the A100 clock sweep) into measurement sets in a temporary folder;
 2. fits each GPU leaving one model out at a time and reports time, power and energy MAPE
-   of the held-out predictions, next to two baselines: every run's power predicted as
-   the set's median power, and a roofline with a launch floor;
+   of the held-out predictions. A baseline sits next to them: every run's power
+   predicted as the set's median power;
 3. fits each GPU on all its rows (written to calibration/<gpu>.json with --write) and
    predicts the A100 clock sweep from the 900 MHz fit;
 4. predicts the Zeus (NSDI 2023) training runs under power limits with the default
@@ -75,6 +75,35 @@ def fit_and_cross_validate(path: Path, gpu: str, write: bool) -> dict[str, Any]:
             "calibration": calibration}
 
 
+HEADLINE = ("rows", "time_mape", "power_mape", "energy_mape")
+
+
+def cross_validated_sets(sets: Path, write: bool) -> dict[str, Any]:
+    """Leave-one-model-out errors of each GPU's set, printed as a Markdown table."""
+    results: dict[str, Any] = {}
+    print("| GPU | rows | time MAPE % | power MAPE % | energy MAPE % | median-power baseline % |")
+    print("|---|---|---|---|---|---|")
+    for gpu, name in SETS.items():
+        outcome = fit_and_cross_validate(sets / name, gpu, write)
+        block = outcome["summary"]
+        results[gpu] = {**{key: block[key] for key in HEADLINE}, "per_model": block["per_model"],
+                        "median_power_mape": outcome["median_power_mape"]}
+        print(f"| {gpu} | {block['rows']} | {block['time_mape']:.1f} | {block['power_mape']:.1f} "
+              f"| {block['energy_mape']:.1f} | {outcome['median_power_mape']:.1f} |")
+    return results
+
+
+def clock_sweep(sets: Path) -> dict[str, Any]:
+    """Errors of the shipped A100 fit on the A100 clock sweep, printed as one line."""
+    calibration_path = REPOSITORY / "calibration" / "a100-pcie-40gb.json"
+    calibration = calibration_path if calibration_path.is_file() else None
+    sweep = summarize(predict_rows(read_measurements(sets / SWEEP), calibration))
+    print(f"\nA100-PCIe-40GB clock sweep (510-1410 MHz) from the 900 MHz fit: {sweep['rows']} rows, "
+          f"time {sweep['time_mape']:.1f}%, power {sweep['power_mape']:.1f}%, "
+          f"energy {sweep['energy_mape']:.1f}% (MAPE)")
+    return {key: sweep[key] for key in HEADLINE}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPOSITORY.parent / "shared" / "data")
@@ -82,30 +111,14 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write all results to this JSON file")
     parser.add_argument("--markdown", type=Path, help="also write the validation page here")
     arguments = parser.parse_args()
-    source = arguments.data / "measurements" / "energaizer_ispass26"
-    results: dict[str, Any] = {}
+
     with tempfile.TemporaryDirectory() as folder:
         sets = Path(folder)
-        convert(source, sets)
-        print("| GPU | rows | time MAPE % | power MAPE % | energy MAPE % | median-power baseline % |")
-        print("|---|---|---|---|---|---|")
-        for gpu, name in SETS.items():
-            outcome = fit_and_cross_validate(sets / name, gpu, arguments.write)
-            block = outcome["summary"]
-            results[gpu] = {**{k: block[k] for k in ("rows", "time_mape", "power_mape", "energy_mape")},
-                            "per_model": block["per_model"],
-                            "median_power_mape": outcome["median_power_mape"]}
-            print(f"| {gpu} | {block['rows']} | {block['time_mape']:.1f} | {block['power_mape']:.1f} "
-                  f"| {block['energy_mape']:.1f} | {outcome['median_power_mape']:.1f} |")
-        sweep_rows = read_measurements(sets / SWEEP)
-        calibration_path = REPOSITORY / "calibration" / "a100-pcie-40gb.json"
-        sweep = summarize(predict_rows(sweep_rows, calibration_path if calibration_path.is_file() else None))
-        results["a100-pcie-40gb clock sweep"] = {k: sweep[k] for k in ("rows", "time_mape", "power_mape", "energy_mape")}
-        print(f"\nA100-PCIe-40GB clock sweep (510-1410 MHz) from the 900 MHz fit: {sweep['rows']} rows, "
-              f"time {sweep['time_mape']:.1f}%, power {sweep['power_mape']:.1f}%, "
-              f"energy {sweep['energy_mape']:.1f}% (MAPE)")
-    zeus = validate_zeus(arguments.data / "measurements" / "zeus_nsdi23")
-    results["zeus"] = zeus
+        convert(arguments.data / "measurements" / "energaizer_ispass26", sets)
+        results = cross_validated_sets(sets, arguments.write)
+        results["a100-pcie-40gb clock sweep"] = clock_sweep(sets)
+    results["zeus"] = validate_zeus(arguments.data / "measurements" / "zeus_nsdi23")
+
     if arguments.json:
         arguments.json.write_text(json.dumps(results, indent=2, default=str))
     if arguments.markdown:
@@ -120,7 +133,8 @@ def _rows(blocks: dict[str, dict[str, Any]], columns: tuple[str, ...]) -> list[s
 
 def validation_page(results: dict[str, Any]) -> str:
     """Render the results as the Markdown validation page."""
-    errors = ("time_mape", "power_mape", "energy_mape")
+    errors = HEADLINE[1:]
+
     lines = [
         "# Validation", "",
         "Every number on this page was produced by", "",
@@ -143,12 +157,14 @@ def validation_page(results: dict[str, Any]) -> str:
         lines += ["", f"### {gpu}, per held-out model", "",
                   "| model | rows | time MAPE % | power MAPE % | energy MAPE % |", "|---|---|---|---|---|"]
         lines += _rows(results[gpu]["per_model"], errors)
+
     sweep = results["a100-pcie-40gb clock sweep"]
     lines += ["", "## A100-PCIe-40GB clock sweep", "",
               f"The 900 MHz fit predicts the runs locked at 510 to 1410 MHz ({sweep['rows']} rows): "
               f"time {sweep['time_mape']:.1f}%, power {sweep['power_mape']:.1f}%, energy "
               f"{sweep['energy_mape']:.1f}% MAPE. Above about 1230 MHz the 250 W limit binds and "
               "the model lowers the clock until the average power fits.", ""]
+
     zeus = results["zeus"]
     lines += ["## Zeus (NSDI 2023) training runs under power limits", "",
               "None of these GPUs has measurements in the repository, so each uses the default "
@@ -158,6 +174,7 @@ def validation_page(results: dict[str, Any]) -> str:
               "| GPU | rows | average power MAPE % | time vs highest limit MAPE % |", "|---|---|---|---|"]
     lines += _rows(zeus["per_gpu"], ("power_mape", "time_ratio_mape"))
     lines += _rows({"all": zeus}, ("power_mape", "time_ratio_mape"))
+
     lines += ["", "## Data handling", "",
               "- The converter labels OPT-1.3B, GPT-2 and ViT-large runs without `attneager` as "
               "eager attention; its comments give the evidence.",

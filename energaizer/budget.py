@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from energaizer.costing.conversions import j_to_kwh
 from energaizer.errors import CheckFailedError, InputError
+from energaizer.fileio import read_yaml
 from energaizer.serving.model import ServingModel
 from energaizer.serving.spec import ServingSpec
 
@@ -127,12 +127,7 @@ def read_json(path: str | Path, what: str) -> dict[str, Any]:
 def read_budget(path: str | Path) -> dict[str, float]:
     """Read a budget YAML: a mapping of estimate fields to maximum values."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise InputError(f"Cannot read budget {path}: {error.strerror}.") from None
-    except yaml.YAMLError as error:
-        raise InputError(f"Budget {path} is not valid YAML: {error}.") from None
+    data = read_yaml(path, "budget")
     if not isinstance(data, dict) or not data:
         raise InputError(f"Budget {path} must map estimate fields to maximum values, e.g. "
                          "energy_per_request_j: 50.")

@@ -61,3 +61,21 @@ def path_inside(base: Path, relative: str | Path, what: str) -> Path:
         raise InputError(f"{what} {relative} leads outside the spec's folder ({base}); "
                          "move the file next to the spec.")
     return resolved
+
+
+def read_yaml(path: str | Path, what: str) -> Any:
+    """Read a YAML file with `yaml.safe_load`; `what` names it in errors ("budget").
+
+    Raises InputError when the file cannot be read or is not valid YAML.
+    """
+    import yaml
+
+    from energaizer.errors import InputError
+
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise InputError(f"Cannot read {what} {path}: {error.strerror}.") from None
+    except yaml.YAMLError as error:
+        raise InputError(f"{what[:1].upper()}{what[1:]} {path} is not valid YAML: {error}.") from None

@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from energaizer.costing.conversions import j_to_kwh
 from energaizer.costing.regions import CarbonIntensity, carbon_intensity
 from energaizer.errors import InputError
+from energaizer.fileio import read_yaml
 from energaizer.serving.estimate import ServingEstimate, estimate_serving
 from energaizer.serving.spec import ServingSpec, spec_from_mapping
 
@@ -68,12 +67,7 @@ def _check_number(name: str, value: Any, minimum: float) -> None:
 def load_feature_spec(path: str | Path) -> FeatureSpec:
     """Read a feature spec YAML file (with `yaml.safe_load`)."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise InputError(f"Cannot read feature spec {path}: {error.strerror}.") from None
-    except yaml.YAMLError as error:
-        raise InputError(f"Feature spec {path} is not valid YAML: {error}.") from None
+    data = read_yaml(path, "feature spec")
     return feature_from_mapping(data, origin=f"Feature spec {path}", default_name=path.stem)
 
 

@@ -81,29 +81,29 @@ def _estimate_analysis(analysis: TraceAnalysis, options: _Options,
 
 
 def _profiles_for(analysis: TraceAnalysis, device: int,
-                  given: GpuProfile | None) -> tuple[GpuProfile, GpuProfile, list[str]]:
+                  requested: GpuProfile | None) -> tuple[GpuProfile, GpuProfile, list[str]]:
     """Return the GPU the trace was recorded on, the GPU to estimate on, and warnings."""
     trace = analysis.trace
     properties = trace.device_properties_for(device)
     if properties is None and trace.device_properties:
         properties = trace.device_properties[0]
     if properties is None or analysis.vendor == "amd":
-        if given is None:
+        if requested is None:
             raise TraceError(
                 f"{trace.path}: the trace records no deviceProperties, so its GPU is unknown. "
                 "Pass --gpu ID to name it (`energaizer profiles` lists the ids).",
                 path=trace.path,
             )
-        return given, given, []
+        return requested, requested, []
     recorded, warnings = match_device(properties)
-    if given is None or given.id == recorded.id:
-        return recorded, given or recorded, warnings
+    if requested is None or requested.id == recorded.id:
+        return recorded, requested or recorded, warnings
     warnings.append(
         f"The trace was recorded on {properties.get('name')} ({recorded.id}); kernel times "
-        f"were retargeted to {given.id} by the performance model, and gaps between kernels "
+        f"were retargeted to {requested.id} by the performance model, and gaps between kernels "
         "were kept as recorded."
     )
-    return recorded, given, warnings
+    return recorded, requested, warnings
 
 
 def _estimate_device(analysis: TraceAnalysis, device: DeviceAnalysis, recorded: GpuProfile,
@@ -113,7 +113,7 @@ def _estimate_device(analysis: TraceAnalysis, device: DeviceAnalysis, recorded: 
     calibration = calibration_for(target, options.calibration)
     clock = float(options.clock_mhz or target.boost_clock_mhz)
     limit = float(min(options.power_limit_w or target.power_limit_w, target.power_limit_w))
-    # The draw is first integrated under the board's own limit; a lower requested limit
+    # The draw is first integrated under the board's own limit. A lower requested limit
     # then makes the GPU lower its clock until the average fits, as its capping does.
     priced, timeline, starts = _timeline_at(activity, recorded, target, calibration, clock,
                                             target.power_limit_w)

@@ -53,7 +53,7 @@ def run_profiled(script: str | Path, arguments: list[str], meter: Meter,
             try:
                 runpy.run_path(str(script), run_name="__main__")
             except SystemExit as stop:
-                exit_code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+                exit_code = _exit_code(stop.code)
             finally:
                 sys.argv = saved_argv
     out.mkdir(parents=True, exist_ok=True)
@@ -63,6 +63,15 @@ def run_profiled(script: str | Path, arguments: list[str], meter: Meter,
     add_power_track(raw, meter, clocks, target)
     raw.unlink()
     return meter.result, target, exit_code
+
+
+def _exit_code(code: object) -> int:
+    """Map the argument of sys.exit to a process exit code, as Python does."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    return 1
 
 
 def add_power_track(trace_path: Path, meter: Meter, clocks: tuple[float, float],

@@ -86,7 +86,7 @@ def clear_cache() -> None:
 
 
 def op_key(op: Op) -> tuple:
-    """What the performance model's answer for an op depends on."""
+    """Return the fields of an op that the performance model's prediction depends on."""
     return _op_key(op)
 
 

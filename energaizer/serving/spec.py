@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from scipy import stats
 
 from energaizer.errors import InputError
-from energaizer.fileio import path_inside
+from energaizer.fileio import path_inside, read_yaml
 
 DISTRIBUTIONS = ("fixed", "uniform", "normal", "lognormal", "values")
 # Lengths are expected values over this many equal-probability quantiles of a continuous
@@ -222,12 +221,7 @@ def spec_from_mapping(data: dict[str, Any], origin: str = "serving spec") -> Ser
 def load_serving_spec(path: str | Path, **overrides: Any) -> ServingSpec:
     """Read a serving spec YAML file; keyword overrides that are not None win."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise InputError(f"Cannot read serving spec {path}: {error.strerror}.") from None
-    except yaml.YAMLError as error:
-        raise InputError(f"Serving spec {path} is not valid YAML: {error}.") from None
+    data = read_yaml(path, "serving spec")
     if data is None:
         data = {}
     if isinstance(data, dict) and data.get("calibration") is not None:

@@ -19,11 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from energaizer.errors import InputError
 from energaizer.estimate import ATTENTIONS, DTYPES, PHASES
-from energaizer.fileio import path_inside
+from energaizer.fileio import path_inside, read_yaml
 from energaizer.trace.reader import TRACE_SUFFIXES
 
 MODEL_KEYS = ("models", "gpus", "batch", "seq", "dtypes", "phases", "attention", "clocks_mhz")
@@ -71,12 +69,7 @@ def load_grid(path: str | Path) -> SweepGrid:
     Relative `traces` and `calibration` paths are taken from the grid file's folder.
     """
     path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: sweep grid file not found.") from None
-    except yaml.YAMLError as error:
-        raise InputError(f"{path}: invalid YAML: {error}") from None
+    document = read_yaml(path, "sweep grid")
     if not isinstance(document, dict):
         raise InputError(f"{path}: a sweep grid must be a YAML mapping of dimension lists.")
     return grid_from_mapping(document, base=path.parent, name=str(path))

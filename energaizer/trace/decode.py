@@ -35,7 +35,7 @@ _LENIENT_HINT = "Repair the file, or pass --lenient to keep the events that pars
 
 @dataclass
 class ReadReport:
-    """What reading a trace had to skip, repair or leave out."""
+    """Events that reading a trace skipped, repaired or left out."""
 
     lenient: bool = False
     skipped_events: int = 0
@@ -127,7 +127,7 @@ def _decode_strict_unguarded(data: bytes, path: str) -> DecodedTrace:
 def _located_error(
     data: bytes, path: str, error: Exception, inside_events: bool = False
 ) -> TraceError:
-    """Build a TraceError that says where in the file decoding failed."""
+    """Build a TraceError that names where in the file decoding failed."""
     message = str(error)
     offset = _error_offset(data, message)
     # A value cut off by the end of the file is reported as invalid at the last byte.

@@ -2,7 +2,7 @@
 
 A gzip stream that ends early is not an error here: the bytes that could be
 decompressed are returned with `compressed_stream_truncated` set, so the JSON layer can
-say how many events were complete and, in lenient mode, use them.
+report how many events were complete and, in lenient mode, use them.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def dtype_bytes(dtype: str) -> int:
 class Op:
     """One kind of GPU operation and how many times it runs.
 
-    `flops` and `bytes` are per call. `geometry` holds the class-specific sizes the
+    `flops` and `bytes` are per call. `geometry` contains the class-specific sizes the
     performance model needs (see the factories). `measured_s` is the per-call duration
     when a trace recorded it. `cpu_calls` counts the torch API calls Python makes from
     the previous launch up to and including this one, and `module_calls` the nn.Module
@@ -70,7 +70,7 @@ class Op:
 
 def gemm(m: int, n: int, k: int, dtype: str, *, batch: int = 1, name: str = "gemm",
          shared_b: bool = False, phase: str = "") -> Op:
-    """A (batched) matrix multiply C[batch, m, n] = A[batch, m, k] @ B[batch, k, n].
+    """Return a (batched) matrix multiply C[batch, m, n] = A[batch, m, k] @ B[batch, k, n].
 
     `shared_b` means one B serves every batch entry (a linear layer over a batch of
     sequences flattened into m is the usual case and needs no batch at all).
@@ -110,7 +110,7 @@ def convolution(batch: int, in_channels: int, out_channels: int, height: int, wi
                 kernel_h: int, kernel_w: int, dtype: str, *, stride: int = 1,
                 padding: int = 0, groups: int = 1, name: str = "convolution",
                 phase: str = "", allow_tf32: bool = True) -> Op:
-    """A 2-D convolution, priced as the implicit GEMM cuDNN runs:
+    """Return a 2-D convolution, priced as the implicit GEMM cuDNN runs:
     m = batch x output pixels, n = out_channels / groups, k = in_channels / groups x window,
     repeated per group.
 
@@ -142,8 +142,9 @@ def convolution(batch: int, in_channels: int, out_channels: int, height: int, wi
 def memory_bound(op_class: OpClass, elements: int, dtype: str, *, reads: float = 1.0,
                  writes: float = 1.0, flops_per_element: float = 1.0, name: str = "",
                  phase: str = "") -> Op:
-    """An op whose cost is streaming its tensors: elementwise, normalization, softmax,
-    reduction, embedding lookups. `reads` and `writes` count tensors of `elements`."""
+    """Return an op whose cost is streaming its tensors: elementwise, normalization,
+    softmax, reduction, embedding lookups. `reads` and `writes` count tensors of
+    `elements`."""
     size = dtype_bytes(dtype)
     return Op(
         op_class, name or op_class.value, dtype, flops_per_element * elements,
@@ -153,21 +154,21 @@ def memory_bound(op_class: OpClass, elements: int, dtype: str, *, reads: float =
 
 
 def copy(nbytes: int, *, kind: str = "device", name: str = "memcpy", phase: str = "") -> Op:
-    """A memcpy; `kind` is "device" (on the GPU) or "host" (over PCIe)."""
+    """Return a memcpy of `nbytes`. `kind` is "device" (on the GPU) or "host" (over PCIe)."""
     moved = 2.0 * nbytes if kind == "device" else float(nbytes)
     return Op(OpClass.MEMCPY, name, "uint8", 0.0, moved,
               geometry={"bytes": nbytes, "kind": kind}, phase=phase)
 
 
 def fill(nbytes: int, *, name: str = "memset", phase: str = "") -> Op:
-    """A memset of `nbytes`."""
+    """Return a memset of `nbytes`."""
     return Op(OpClass.MEMSET, name, "uint8", 0.0, float(nbytes),
               geometry={"bytes": nbytes}, phase=phase)
 
 
 def collective(kind: str, nbytes: int, world_size: int, dtype: str = "bf16", *,
                name: str = "", phase: str = "") -> Op:
-    """A collective over `world_size` GPUs moving a buffer of `nbytes` per GPU.
+    """Return a collective over `world_size` GPUs moving a buffer of `nbytes` per GPU.
 
     `kind` is all_reduce, all_gather, reduce_scatter, broadcast, all_to_all or send_recv.
     Bytes are what each GPU sends with the ring algorithm.

@@ -57,11 +57,11 @@ def test_trace_grid_rejects_model_keys(tmp_path):
 
 
 def test_load_grid_errors(tmp_path):
-    with pytest.raises(InputError, match="not found"):
+    with pytest.raises(InputError, match="Cannot read sweep grid"):
         load_grid(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("models: [gpt2\n")
-    with pytest.raises(InputError, match="invalid YAML"):
+    with pytest.raises(InputError, match="not valid YAML"):
         load_grid(bad)
     listed = tmp_path / "list.yaml"
     listed.write_text("- gpt2\n")
