@@ -1,47 +1,70 @@
-"""Compare serving estimates with the ML.ENERGY v3 H100 LLM serving measurements.
+"""Fit the H100 serving calibration on ML.ENERGY v3 measurements and validate it.
 
 Usage:
-    python calibration/validate_serving.py [--csv FILE] [--prompt-tokens N]
-        [--time-corrections calibration|none|both] [--json FILE]
+    python calibration/validate_serving.py [--csv FILE] [--fit] [--json FILE]
 
 FILE defaults to ../shared/data/measurements/mlenergy/mlenergy_v3_h100_llm_serving.csv
-next to the repository. Every dense bf16 row whose model has a preset is estimated with
-the row's average batch size, average output length and number of GPUs (as tensor
-parallelism). The script prints measured and estimated energy per output token,
-inter-token latency and power, with the relative error.
+next to the repository. It contains vLLM serving runs on H100 GPUs: per model, GPU count
+and maximum batch, the average batch and output length, energy per output token,
+average power, output throughput and inter-token latency. Every dense bf16 row whose
+model has a preset is used. The rows of FIT_PRESETS (Llama-3.1-70B and Llama-3.3-70B on
+four GPUs) form the fit set; the rest (Llama-3.1-8B on one GPU) are held out and only
+predicted.
 
-The CSV records no prompt lengths, so every row assumes the same mean prompt length
-(`--prompt-tokens`, default ASSUMED_PROMPT_TOKENS). Estimates were not fitted to these
-rows: the step overhead and the time-correction choice are the library defaults unless
-the options change them.
+With --fit the script
+1. picks the task's mean prompt length and prefix-cache hit rate, which the file does
+   not record, from PROMPT_TOKENS_GRID x HIT_RATE_GRID: the pair whose estimates come
+   closest to the fit rows' measured output throughput (time only, no energy);
+2. fits two non-negative scales of the default H100 power coefficients (the A100-PCIe
+   fit carried over by module capacity): one for the DRAM term and one for the SM terms,
+   to the fit rows' measured average power;
+3. writes calibration/h100-sxm5-80gb.json with the scaled coefficients, the chosen
+   prompt mix and the errors on the held-out rows.
+Without --fit it reads that file and the prompt mix recorded in it. Either way it prints
+measured and estimated energy per output token, throughput and power for every row, and
+the mean absolute errors of each set.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from scipy.optimize import nnls
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
+from energaizer.calibrate.profile import (
+    Calibration,
+    default_calibration,
+    load_calibration,
+    save_calibration,
+)
 from energaizer.errors import ProfileError
+from energaizer.hardware.profiles import load_profile
+from energaizer.power.coefficients import CORE_MODULES, PowerCoefficients
 from energaizer.serving import ServingModel, ServingSpec, estimate_serving
 from energaizer.workload.presets import load_model_config
 
 DEFAULT_CSV = (REPOSITORY.parent / "shared" / "data" / "measurements" / "mlenergy"
                / "mlenergy_v3_h100_llm_serving.csv")
-# Estimate: a chat prompt with its conversation history. The CSV records no prompt
-# length, so the error columns depend on this guess (prefill energy grows with it).
-ASSUMED_PROMPT_TOKENS = 1000
 # Assumption: ML.ENERGY ran the "H100" rows on H100 SXM5 80 GB GPUs; the CSV names no variant.
 GPU_PROFILE = "h100-sxm5-80gb"
+CALIBRATION_PATH = REPOSITORY / "calibration" / f"{GPU_PROFILE}.json"
 # Models in the CSV whose architecture equals a preset of another name.
 SAME_ARCHITECTURE = {"meta-llama/Llama-3.3-70B-Instruct": "llama-3.1-70b"}
+FIT_PRESETS = ("llama-3.1-70b",)
+# Candidate mean prompt lengths (tokens) and prefix-cache hit rates of the chat task.
+PROMPT_TOKENS_GRID = (500, 750, 1000, 1250, 1500, 2000)
+HIT_RATE_GRID = (0.0, 0.5, 0.7, 0.8, 0.9)
 
 
 def preset_for(model_id: str) -> str | None:
@@ -57,86 +80,231 @@ def preset_for(model_id: str) -> str | None:
 
 
 def serving_rows(csv_path: Path) -> pd.DataFrame:
-    """Return the dense bf16 rows of the CSV whose model has a preset, with the preset."""
+    """Return the dense bf16 rows of the CSV whose model has a preset, with the preset
+    and whether the row belongs to the fit set."""
     frame = pd.read_csv(csv_path)
     frame = frame[(frame["architecture"] == "Dense Transformer")
                   & (frame["precision"] == "bfloat16")].copy()
     frame["preset"] = [preset_for(model_id) for model_id in frame["model_id"]]
-    return frame[frame["preset"].notna()].sort_values(["model_id", "max_num_seqs"])
+    frame = frame[frame["preset"].notna()].copy()
+    frame["fit_set"] = frame["preset"].isin(FIT_PRESETS)
+    return frame.sort_values(["model_id", "max_num_seqs"])
 
 
-def compare_row(row: pd.Series, prompt_tokens: int, time_corrections: str,
-                models: dict[tuple, ServingModel]) -> dict[str, Any]:
+def skipped_dense_models(csv_path: Path) -> dict[str, str]:
+    """Dense models of the file that are not estimated, with the reason for each."""
+    frame = pd.read_csv(csv_path)
+    frame = frame[frame["architecture"] == "Dense Transformer"]
+    skipped = {}
+    for (model_id, precision), _ in frame.groupby(["model_id", "precision"]):
+        if precision != "bfloat16":
+            skipped[model_id] = f"{precision} weights; only the bf16 rows are compared"
+        elif preset_for(model_id) is None:
+            skipped[model_id] = "no preset describes its architecture"
+    return skipped
+
+
+def row_spec(row: pd.Series, prompt_tokens: float, hit_rate: float) -> ServingSpec:
+    """Build the serving spec of one measured row under an assumed prompt mix."""
+    return ServingSpec(model=row["preset"], gpu=GPU_PROFILE, num_gpus=int(row["num_gpus"]),
+                       batch=max(round(float(row["avg_batch_size"])), 1),
+                       prompt_tokens=prompt_tokens, output_tokens=float(row["avg_output_len"]),
+                       prefix_cache_hit_rate=hit_rate)
+
+
+def fit_prompt_mix(fit_rows: pd.DataFrame, calibration: Calibration) -> tuple[float, float]:
+    """Return the (mean prompt tokens, prefix-cache hit rate) of the grid whose estimated
+    output throughput is closest to the measured one, as mean absolute relative error."""
+    best: tuple[float, float, float] | None = None
+    for prompt_tokens, hit_rate in itertools.product(PROMPT_TOKENS_GRID, HIT_RATE_GRID):
+        errors = []
+        for _, row in fit_rows.iterrows():
+            spec = row_spec(row, prompt_tokens, hit_rate)
+            result = estimate_serving(spec, ServingModel(spec, calibration))
+            errors.append(abs(result.output_tokens_per_s / row["output_tok_per_s"] - 1))
+        score = float(np.mean(errors))
+        if best is None or score < best[0]:
+            best = (score, prompt_tokens, hit_rate)
+    assert best is not None
+    return best[1], best[2]
+
+
+def _split_coefficients(power: PowerCoefficients) -> tuple[PowerCoefficients, PowerCoefficients]:
+    """Split coefficients into the DRAM term alone and the SM terms alone."""
+    watts = power.to_dict()
+    return (PowerCoefficients({"dram": watts["dram"]}),
+            PowerCoefficients({module: watts[module] for module in CORE_MODULES}))
+
+
+def fit_power_scales(fit_rows: pd.DataFrame, base: Calibration, prompt_tokens: float,
+                     hit_rate: float) -> tuple[float, float]:
+    """Fit non-negative scales of `base`'s DRAM and SM coefficients to measured power.
+
+    Energy per token is linear in the coefficients at a fixed clock, so each row gives
+    one linear equation. Its left side is the idle energy plus each group's energy at
+    scale 1 times the group's scale. Its right side is the measured average power times
+    the estimated time per token. Dividing each equation by that energy makes the fit
+    minimize relative errors.
+    """
+    dram, core = _split_coefficients(base.power)
+    columns, targets = [], []
+    for _, row in fit_rows.iterrows():
+        spec = row_spec(row, prompt_tokens, hit_rate)
+        energies = []
+        for power in (PowerCoefficients({}), dram, core):
+            result = estimate_serving(spec, ServingModel(spec, replace(base, power=power)))
+            energies.append(result.energy_per_output_token_j)
+        measured_j = float(row["avg_power_W"]) / result.output_tokens_per_s
+        columns.append([(energies[1] - energies[0]) / measured_j,
+                        (energies[2] - energies[0]) / measured_j])
+        targets.append((measured_j - energies[0]) / measured_j)
+    scales, _ = nnls(np.array(columns), np.array(targets))
+    return float(scales[0]), float(scales[1])
+
+
+def scaled_calibration(base: Calibration, dram_scale: float, core_scale: float) -> Calibration:
+    """Return `base` with its DRAM coefficient times `dram_scale` and its SM coefficients
+    times `core_scale`."""
+    watts = base.power.to_dict()
+    power = PowerCoefficients({module: value * (dram_scale if module == "dram" else core_scale)
+                               for module, value in watts.items()})
+    return replace(base, power=power)
+
+
+def compare_row(row: pd.Series, calibration: Calibration, prompt_tokens: float,
+                hit_rate: float) -> dict[str, Any]:
     """Estimate one measured row and return measured, estimated and error values."""
-    batch = max(round(float(row["avg_batch_size"])), 1)
-    spec = ServingSpec(model=row["preset"], gpu=GPU_PROFILE, num_gpus=int(row["num_gpus"]),
-                       batch=batch, prompt_tokens=prompt_tokens,
-                       output_tokens=float(row["avg_output_len"]),
-                       time_corrections=time_corrections)
-    key = (spec.model, spec.num_gpus, spec.batch, time_corrections)
-    models.setdefault(key, ServingModel(spec))
-    result = estimate_serving(spec, models[key])
-    measured_token_j = float(row["energy_per_output_token_J"])
+    spec = row_spec(row, prompt_tokens, hit_rate)
+    result = estimate_serving(spec, ServingModel(spec, calibration))
+    measured = {"token_j": float(row["energy_per_output_token_J"]),
+                "tokens_per_s": float(row["output_tok_per_s"]),
+                "power_w": float(row["avg_power_W"]), "itl_ms": float(row["median_itl_ms"])}
+    estimated = {"token_j": result.energy_per_output_token_j,
+                 "tokens_per_s": result.output_tokens_per_s, "power_w": result.avg_power_w,
+                 "itl_ms": result.time_per_output_token_s * 1e3}
     return {
         "model": row["model_id"], "preset": spec.model, "task": row["task"],
-        "num_gpus": spec.num_gpus, "max_num_seqs": int(row["max_num_seqs"]), "batch": batch,
-        "output_tokens": float(row["avg_output_len"]), "time_corrections": time_corrections,
-        "measured_token_j": measured_token_j,
-        "estimated_token_j": result.energy_per_output_token_j,
-        "token_energy_error": result.energy_per_output_token_j / measured_token_j - 1,
-        "measured_itl_ms": float(row["median_itl_ms"]),
-        "estimated_itl_ms": result.time_per_output_token_s * 1e3,
-        "measured_power_w": float(row["avg_power_W"]),
-        "estimated_decode_power_w": result.decode_power_w,
+        "set": "fit" if row["fit_set"] else "held out", "num_gpus": spec.num_gpus,
+        "max_num_seqs": int(row["max_num_seqs"]), "batch": spec.batch,
+        "output_tokens": float(row["avg_output_len"]),
+        **{f"measured_{key}": value for key, value in measured.items()},
+        **{f"estimated_{key}": value for key, value in estimated.items()},
+        **{f"{key}_error": estimated[key] / measured[key] - 1 for key in measured},
     }
 
 
-def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean absolute percentage error of energy per token, per model and option."""
+def summarize(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Return mean absolute percentage errors per preset, GPU count and set."""
     frame = pd.DataFrame(results)
-    frame["absolute_error"] = frame["token_energy_error"].abs() * 100
-    grouped = frame.groupby(["preset", "num_gpus", "time_corrections"])["absolute_error"]
-    return {f"{preset} x{gpus} {option}": round(float(value), 1)
-            for (preset, gpus, option), value in grouped.mean().items()}
+    summary = {}
+    for (preset, gpus, subset), group in frame.groupby(["preset", "num_gpus", "set"]):
+        summary[f"{preset} x{gpus} ({subset})"] = {
+            f"{key}_mape": round(float(group[f"{key}_error"].abs().mean() * 100), 1)
+            for key in ("token_j", "tokens_per_s", "power_w", "itl_ms")
+        }
+    return summary
+
+
+def held_out_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the held-out rows' errors under the names other calibrations use: time per
+    output token, average power and energy per output token."""
+    frame = pd.DataFrame([item for item in results if item["set"] == "held out"])
+
+    def mape(column: str) -> float:
+        return round(float(frame[column].abs().mean() * 100), 1)
+
+    return {"rows": len(frame), "models": sorted(set(frame["preset"])),
+            "time_mape": mape("tokens_per_s_error"), "power_mape": mape("power_w_error"),
+            "energy_mape": mape("token_j_error")}
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
-    print("| model | GPUs | batch | corrections | J/token measured | estimated | error "
-          "| ITL ms measured | estimated | power W measured | decode estimated |")
+    print("| model | GPUs | batch | set | J/token measured | estimated | error "
+          "| tok/s measured | estimated | power W measured | estimated |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for item in results:
-        print(f"| {item['model']} | {item['num_gpus']} | {item['batch']} | "
-              f"{item['time_corrections']} | {item['measured_token_j']:.4f} | "
-              f"{item['estimated_token_j']:.4f} | {item['token_energy_error']:+.1%} | "
-              f"{item['measured_itl_ms']:.1f} | {item['estimated_itl_ms']:.1f} | "
-              f"{item['measured_power_w']:.0f} | {item['estimated_decode_power_w']:.0f} |")
+        print(f"| {item['model']} | {item['num_gpus']} | {item['batch']} | {item['set']} | "
+              f"{item['measured_token_j']:.4f} | {item['estimated_token_j']:.4f} | "
+              f"{item['token_j_error']:+.1%} | {item['measured_tokens_per_s']:.0f} | "
+              f"{item['estimated_tokens_per_s']:.0f} | {item['measured_power_w']:.0f} | "
+              f"{item['estimated_power_w']:.0f} |")
+
+
+def fit(rows: pd.DataFrame, csv_path: Path) -> tuple[Calibration, float, float]:
+    """Fit the prompt mix and the power scales on the fit rows; return the calibration."""
+    profile = load_profile(GPU_PROFILE)
+    base = default_calibration(profile)
+    fit_rows = rows[rows["fit_set"]]
+    prompt_tokens, hit_rate = fit_prompt_mix(fit_rows, base)
+    dram_scale, core_scale = fit_power_scales(fit_rows, base, prompt_tokens, hit_rate)
+    calibration = scaled_calibration(base, dram_scale, core_scale)
+    calibration = replace(
+        calibration,
+        kind="calibrated",
+        identity={"name": profile.name, "memory_gb": profile.memory_gb,
+                  "power_limit_w": profile.power_limit_w},
+        conditions={"engine": "vLLM, CUDA graphs", "clocks_mhz": "not recorded (default)"},
+        fitted_on={
+            "file": f"ML.ENERGY Benchmark v3 ({csv_path.name})",
+            "rows": len(fit_rows),
+            "models": sorted(set(fit_rows["model_id"])),
+            "method": ("power: the a100-pcie-40gb fit carried over by module capacity, then "
+                       "its DRAM and SM coefficients scaled to the measured average power; "
+                       "time corrections carried over unchanged"),
+            "dram_scale": dram_scale,
+            "core_scale": core_scale,
+            "serving_workload": {"prompt_tokens": prompt_tokens,
+                                 "prefix_cache_hit_rate": hit_rate,
+                                 "chosen_by": "measured output throughput of the fit rows"},
+        },
+    )
+    return calibration, prompt_tokens, hit_rate
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
-    parser.add_argument("--prompt-tokens", type=int, default=ASSUMED_PROMPT_TOKENS)
-    parser.add_argument("--time-corrections", choices=("calibration", "none", "both"),
-                        default="both")
+    parser.add_argument("--fit", action="store_true",
+                        help=f"Refit and write {CALIBRATION_PATH.relative_to(REPOSITORY)}.")
     parser.add_argument("--json", type=Path, help="Also write every number to this file.")
     arguments = parser.parse_args(argv)
     if not arguments.csv.is_file():
         print(f"error: measurement file not found: {arguments.csv}", file=sys.stderr)
         return 2
-    options = (("calibration", "none") if arguments.time_corrections == "both"
-               else (arguments.time_corrections,))
-    models: dict[tuple, ServingModel] = {}
-    results = [compare_row(row, arguments.prompt_tokens, option, models)
-               for option in options for _, row in serving_rows(arguments.csv).iterrows()]
-    print(f"Assumed mean prompt length: {arguments.prompt_tokens} tokens; GPU profile "
-          f"{GPU_PROFILE}.\n")
-    print_table(results)
+    rows = serving_rows(arguments.csv)
+    if arguments.fit:
+        calibration, prompt_tokens, hit_rate = fit(rows, arguments.csv)
+    else:
+        calibration = load_calibration(CALIBRATION_PATH)
+        workload = calibration.fitted_on["serving_workload"]
+        prompt_tokens, hit_rate = workload["prompt_tokens"], workload["prefix_cache_hit_rate"]
+    results = [compare_row(row, calibration, prompt_tokens, hit_rate)
+               for _, row in rows.iterrows()]
     summary = summarize(results)
-    print("\nMean absolute error of energy per output token (%):")
-    for name, value in summary.items():
-        print(f"- {name}: {value}")
+    if arguments.fit:
+        calibration.validation = {
+            "method": "held-out models of the same file, after fitting on the fit rows",
+            "summary": held_out_summary(results),
+            "per_set": summary,
+        }
+        save_calibration(calibration, CALIBRATION_PATH)
+        print(f"wrote {CALIBRATION_PATH}")
+    scales = calibration.fitted_on
+    print(f"GPU profile {GPU_PROFILE}; prompt mix {prompt_tokens:g} tokens with a prefix-cache "
+          f"hit rate of {hit_rate:g}; power scales DRAM {scales['dram_scale']:.3f}, "
+          f"SM {scales['core_scale']:.3f}.\n")
+    print_table(results)
+    print("\nMean absolute errors (%):")
+    for name, values in summary.items():
+        print(f"- {name}: " + ", ".join(f"{key} {value}" for key, value in values.items()))
+    skipped = skipped_dense_models(arguments.csv)
+    if skipped:
+        print("\nDense models in the file that were not estimated:")
+        for model_id, reason in skipped.items():
+            print(f"- {model_id}: {reason}")
     if arguments.json:
-        arguments.json.write_text(json.dumps({"rows": results, "mape": summary}, indent=2))
+        arguments.json.write_text(json.dumps(
+            {"rows": results, "mape": summary, "not_estimated": skipped}, indent=2))
     return 0
 
 

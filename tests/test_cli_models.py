@@ -41,9 +41,15 @@ def test_model_estimate_json_contract():
 
 
 def test_gpu_without_measurements_uses_default_calibration():
-    data = _json(["estimate", "--model", "gpt2", "--gpu", "h100-sxm5-80gb", "--json"])
+    data = _json(["estimate", "--model", "gpt2", "--gpu", "l4", "--json"])
     assert data["provenance"]["power_model"] == "default"
     assert "a100-pcie-40gb" in data["provenance"]["calibration"]
+
+
+def test_gpu_with_a_shipped_fit_uses_it():
+    data = _json(["estimate", "--model", "gpt2", "--gpu", "h100-sxm5-80gb", "--json"])
+    assert data["provenance"]["power_model"] == "calibrated"
+    assert data["provenance"]["calibration"].endswith("h100-sxm5-80gb.json")
 
 
 def test_clock_and_power_limit():

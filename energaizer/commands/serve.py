@@ -39,8 +39,13 @@ def serve_estimate(
     ),
     time_corrections: str | None = typer.Option(
         None, "--time-corrections",
-        help="calibration: apply the calibration's fitted time corrections (default); "
-        "none: analytical kernel times only.",
+        help="none: analytical kernel times, as for CUDA-graph decode (default); "
+        "calibration: apply the calibration's time corrections, fitted on eager PyTorch runs.",
+    ),
+    prefix_cache_hit_rate: float | None = typer.Option(
+        None, "--prefix-cache-hit-rate", min=0.0, max=0.999,
+        help="Share of prompt tokens found in the engine's prefix cache, 0 to below 1 "
+        "(default 0).",
     ),
     json_output: bool = JsonOption,
 ) -> None:
@@ -52,6 +57,7 @@ def serve_estimate(
         spec, model=model, gpu=gpu, num_gpus=num_gpus, batch=batch,
         prompt_tokens=prompt_tokens, output_tokens=output_tokens,
         step_overhead_s=step_overhead_s, time_corrections=time_corrections,
+        prefix_cache_hit_rate=prefix_cache_hit_rate,
     )
     result = estimate_serving(serving_spec)
     if json_output:

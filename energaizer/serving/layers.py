@@ -165,16 +165,25 @@ def _with_layers(arch: DenseArchitecture, first: list[Op], layer: list[Op],
 
 
 def prefill_workload(arch: DenseArchitecture, prompt_tokens: int, *, num_gpus: int,
-                     dtype: str) -> Workload:
+                     dtype: str, cached_tokens: int = 0) -> Workload:
     """Build the ops of one request's prefill of `prompt_tokens` tokens on one of
-    `num_gpus` GPUs."""
-    attention = ops.attention(1, arch.heads // num_gpus, prompt_tokens, prompt_tokens,
+    `num_gpus` GPUs.
+
+    The first `cached_tokens` of the prompt are already in the engine's prefix cache:
+    only the rest go through the layers, and they attend over the whole prompt.
+    """
+    computed = prompt_tokens - cached_tokens
+    if not 0 <= cached_tokens < prompt_tokens:
+        raise ValueError(f"cached_tokens must be at least 0 and below the {prompt_tokens} "
+                         f"prompt tokens, got {cached_tokens}.")
+    attention = ops.attention(1, arch.heads // num_gpus, computed, prompt_tokens,
                               arch.head_dim, dtype, kv_heads=max(arch.kv_heads // num_gpus, 1),
                               causal=True, name="flash_attention_prefill", phase="prefill")
-    layer = _layer_ops(arch, prompt_tokens, attention, num_gpus, dtype, "prefill")
-    first, last = _head_ops(arch, prompt_tokens, 1, num_gpus, dtype, "prefill")
+    layer = _layer_ops(arch, computed, attention, num_gpus, dtype, "prefill")
+    first, last = _head_ops(arch, computed, 1, num_gpus, dtype, "prefill")
     return _serving_workload(arch, "prefill", _with_layers(arch, first, layer, last),
-                             {"prompt_tokens": prompt_tokens, "num_gpus": num_gpus})
+                             {"prompt_tokens": prompt_tokens, "cached_tokens": cached_tokens,
+                              "num_gpus": num_gpus})
 
 
 def decode_workload(arch: DenseArchitecture, batch: int, cache_tokens: int, *, num_gpus: int,

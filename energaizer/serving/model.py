@@ -60,17 +60,20 @@ class PhaseCost:
 class ServingModel:
     """The model, GPU and calibration of a serving spec, with cached phase costs."""
 
-    def __init__(self, spec: ServingSpec) -> None:
+    def __init__(self, spec: ServingSpec, calibration: Calibration | None = None) -> None:
+        """`calibration` replaces the one `spec` names (its file, the shipped fit for the
+        GPU, or the default), as fitting does when it tries coefficients."""
         self.spec = spec
         self.arch: DenseArchitecture = dense_architecture(spec.model)
         check_tensor_parallel(self.arch, spec.num_gpus)
         self.profile: GpuProfile = load_profile(spec.gpu)
-        calibration = calibration_for(self.profile, spec.calibration)
+        if calibration is None:
+            calibration = calibration_for(self.profile, spec.calibration)
         if spec.time_corrections == "none":
             # The shipped corrections were fitted on eager PyTorch runs of six models on an
-            # A100-PCIe at 900 MHz. Their fixed cost of about 18 us per tensor-core GEMM, and
-            # prologue and epilogue factors at the fit's bound of 4, absorb effects that
-            # CUDA-graph decode on other GPUs need not have.
+            # A100-PCIe at 900 MHz. Their fixed cost of 10 us per tensor-core GEMM, and
+            # prologue and epilogue factors at the fit's bound of 3, absorb launch and
+            # framework effects that CUDA-graph decode with the engine's kernels lacks.
             calibration = replace(calibration, corrections={})
         self.calibration: Calibration = calibration
         overhead = spec.step_overhead_s
@@ -79,12 +82,15 @@ class ServingModel:
         self._decode: dict[int, PhaseCost] = {}
 
     def prefill(self, prompt_tokens: float) -> PhaseCost:
-        """Cost of one request's prefill. Its engine step's CPU time is not counted here,
-        because vLLM schedules prefill chunks into decode steps that already pay it."""
+        """Cost of one request's prefill, of the prompt tokens the prefix cache misses.
+        Its engine step's CPU time is not counted here, because vLLM schedules prefill
+        chunks into decode steps that already pay it."""
         prompt_tokens = max(int(prompt_tokens + 0.5), 1)
+        cached = min(int(prompt_tokens * self.spec.prefix_cache_hit_rate + 0.5),
+                     prompt_tokens - 1)
         if prompt_tokens not in self._prefill:
             workload = prefill_workload(self.arch, prompt_tokens, num_gpus=self.spec.num_gpus,
-                                        dtype=self.spec.dtype)
+                                        dtype=self.spec.dtype, cached_tokens=cached)
             self._prefill[prompt_tokens] = self._simulate(workload, gap_s=0.0)
         return self._prefill[prompt_tokens]
 

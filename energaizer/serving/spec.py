@@ -32,7 +32,7 @@ DEFAULT_DTYPE = "bf16"
 DEFAULT_GPU = "h100-sxm5-80gb"
 SPEC_KEYS = ("model", "gpu", "num_gpus", "batch", "prompt_tokens", "output_tokens", "dtype",
              "clock_mhz", "power_limit_w", "calibration", "step_overhead_s", "cache_points",
-             "time_corrections")
+             "time_corrections", "prefix_cache_hit_rate")
 TIME_CORRECTIONS = ("calibration", "none")
 
 
@@ -156,8 +156,14 @@ class ServingSpec:
     `num_gpus` GPUs run the model with tensor parallelism. `step_overhead_s` is the CPU
     time per engine step while the GPU waits; None selects VLLM_STEP_OVERHEAD_S.
     `cache_points` is how many KV-cache lengths the decode estimate samples.
-    `time_corrections` is "calibration" to apply the calibration's fitted time
-    corrections to kernel times, or "none" for the analytical times alone.
+    `time_corrections` is "none" for the analytical kernel times alone (the default:
+    engines such as vLLM replay decode steps as CUDA graphs of their own kernels), or
+    "calibration" to apply the calibration's fitted corrections, which were measured on
+    eagerly launched PyTorch models.
+    `prefix_cache_hit_rate` is the share of prompt tokens whose keys and values the
+    engine finds in its prefix cache (a shared system prompt, the earlier turns of a
+    conversation): prefill computes only the other tokens, which attend over the whole
+    prompt, and decode still reads the whole KV cache.
     """
 
     model: str
@@ -172,7 +178,8 @@ class ServingSpec:
     calibration: str | None = None
     step_overhead_s: float | None = None
     cache_points: int = 5
-    time_corrections: str = "calibration"
+    time_corrections: str = "none"
+    prefix_cache_hit_rate: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prompt_tokens", parse_length(self.prompt_tokens, "prompt_tokens"))
@@ -187,6 +194,10 @@ class ServingSpec:
         if self.time_corrections not in TIME_CORRECTIONS:
             raise InputError(f"time_corrections {self.time_corrections!r} is invalid; expected "
                              f"{' or '.join(TIME_CORRECTIONS)}.")
+        rate = self.prefix_cache_hit_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise InputError(f"prefix_cache_hit_rate must be a share from 0 up to but not "
+                             f"including 1, got {rate!r}.")
         if self.step_overhead_s is not None and not self.step_overhead_s >= 0:
             raise InputError(f"step_overhead_s must be at least 0 s, got {self.step_overhead_s!r}.")
 
@@ -202,6 +213,7 @@ class ServingSpec:
             "batch": self.batch, "prompt_tokens": self.prompt_tokens.describe(),
             "output_tokens": self.output_tokens.describe(), "dtype": self.dtype,
             "time_corrections": self.time_corrections,
+            "prefix_cache_hit_rate": self.prefix_cache_hit_rate,
         }
 
 

@@ -89,12 +89,16 @@ def attention(batch: int, heads: int, query_len: int, key_len: int, head_dim: in
               dtype: str, *, kv_heads: int | None = None, causal: bool = False,
               name: str = "flash_attention", phase: str = "") -> Op:
     """Fused attention (FlashAttention-style): softmax(Q K^T) V without materializing
-    the score matrix. A causal mask over a square problem skips about half the work."""
+    the score matrix.
+
+    A causal mask lets the i-th of the last `query_len` positions see `key_len -
+    query_len + i` keys, so it skips query_len / (2 key_len) of the work: about half for
+    a square problem, less when the queries follow a cached prefix."""
     size = dtype_bytes(dtype)
     kv_heads = kv_heads or heads
     work = float(batch * heads * query_len * key_len * head_dim)
-    if causal and query_len == key_len:
-        work *= 0.5
+    if causal and 0 < query_len <= key_len:
+        work *= 1.0 - query_len / (2.0 * key_len)
     moved = (2 * batch * heads * query_len * head_dim
              + 2 * batch * kv_heads * key_len * head_dim) * size
     return Op(

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from energaizer.cli import app
 from energaizer.errors import InputError
 from energaizer.serving import ServingModel, ServingSpec, estimate_serving, parse_length
-from energaizer.serving.layers import decode_workload, dense_architecture
+from energaizer.serving.layers import decode_workload, dense_architecture, prefill_workload
 
 SMALL = {"model": "llama-3.1-8b", "gpu": "h100-sxm5-80gb", "prompt_tokens": 512,
          "output_tokens": 128}
@@ -102,6 +102,48 @@ def test_tensor_parallel_splits_gemms():
 def test_decode_is_graph_launched():
     arch = dense_architecture("llama-3.1-8b")
     assert decode_workload(arch, 8, 100, num_gpus=1, dtype="bf16").eager_launches is False
+
+
+def test_prefix_cache_hits_shrink_prefill_only():
+    cold = estimate_serving(ServingSpec(batch=8, **SMALL))
+    warm = estimate_serving(ServingSpec(batch=8, prefix_cache_hit_rate=0.75, **SMALL))
+    # 128 computed tokens instead of 512: less work, but the weights are still read once.
+    assert warm.prefill_energy_j < 0.6 * cold.prefill_energy_j
+    assert warm.prefill_s < 0.6 * cold.prefill_s
+    # Decode reads the whole KV cache either way.
+    assert warm.decode_energy_j == pytest.approx(cold.decode_energy_j, rel=1e-9)
+    assert warm.to_dict()["source"]["prefix_cache_hit_rate"] == 0.75
+
+
+def test_cached_prefill_computes_only_new_tokens():
+    arch = dense_architecture("llama-3.1-8b")
+    workload = prefill_workload(arch, 1000, num_gpus=1, dtype="bf16", cached_tokens=900)
+    qkv = next(op for op in workload.ops if op.name == "qkv_proj")
+    attention = next(op for op in workload.ops if op.name == "flash_attention_prefill")
+    assert qkv.geometry["m"] == 100
+    assert (attention.geometry["query_len"], attention.geometry["key_len"]) == (100, 1000)
+    # Query i of the last 100 attends to 900 + i keys: 100 x 900 + 100 x 101 / 2 key pairs,
+    # which the formula 100 x 1000 x (1 - 100 / 2000) approximates to within 0.1%.
+    pairs = 100 * 900 + 100 * 101 / 2
+    heads, head_dim = arch.heads, arch.head_dim
+    assert attention.flops == pytest.approx(4 * heads * head_dim * pairs, rel=1e-3)
+    with pytest.raises(ValueError, match="cached_tokens"):
+        prefill_workload(arch, 1000, num_gpus=1, dtype="bf16", cached_tokens=1000)
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5, True, "half"])
+def test_prefix_cache_hit_rate_invalid(rate):
+    with pytest.raises(InputError, match="prefix_cache_hit_rate"):
+        ServingSpec(prefix_cache_hit_rate=rate, **SMALL)
+
+
+def test_time_corrections_default_off_for_graph_decode():
+    spec = ServingSpec(batch=8, **SMALL)
+    assert spec.time_corrections == "none"
+    assert ServingModel(spec).calibration.corrections == {}
+    corrected = ServingModel(ServingSpec(batch=8, time_corrections="calibration", **SMALL))
+    assert corrected.calibration.corrections
+    assert corrected.decode_step(600).duration_s > ServingModel(spec).decode_step(600).duration_s
 
 
 def test_uneven_heads_rejected():
