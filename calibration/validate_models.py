@@ -182,7 +182,11 @@ def validation_page(results: dict[str, Any]) -> str:
               "at sequence 1024) is left out as a failed measurement; the converter prints every "
               "row it leaves out.",
               "- `profiles/dvfs/` comes from `python calibration/derive_dvfs_curves.py "
-              "../shared/data/measurements/energaizer_ispass26/dvfs`.", ""]
+              "../shared/data/measurements/energaizer_ispass26/dvfs`.",
+              "- The weight of the time fit's prior toward the analytical model "
+              "(`TIME_PRIOR_WEIGHT` in energaizer/calibrate/fit.py) was chosen among four "
+              "values by the leave-one-model-out errors above, so they are slightly "
+              "optimistic.", ""]
     return "\n".join(lines)
 
 
