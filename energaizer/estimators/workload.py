@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from energaizer.calibrate.profile import Calibration
 from energaizer.estimators.combine import TOP_KERNELS
 from energaizer.hardware.profiles import GpuProfile
 from energaizer.power.simulate import WorkloadRun, simulate_workload
 from energaizer.results import ClassEnergy, Estimate, GpuInfo, KernelEnergy
+from energaizer.workload.ops import Op
 from energaizer.workload.workload import Workload
 
 # Relative spread of the estimate by calibration kind, from cross-validated errors:
@@ -26,7 +27,7 @@ def estimate_workload(workload: Workload, profile: GpuProfile, calibration: Cali
                       source: dict[str, Any] | None = None) -> Estimate:
     """Predict one pass of `workload` on `profile` and return it as an Estimate."""
     run = simulate_workload(workload, profile, calibration, clock_mhz, power_limit_w)
-    launches = _launch_frame(workload, run)
+    totals = _label_totals(workload, run)
     warnings = list(run.notes)
     unmapped = workload.source.get("unmapped_ops")
     if unmapped:
@@ -47,9 +48,9 @@ def estimate_workload(workload: Workload, profile: GpuProfile, calibration: Cali
         busy_s=run.busy_s,
         idle_s=run.idle_s,
         idle_energy_j=run.idle_energy_j,
-        by_class=_by_class(launches),
+        by_class=_by_class(totals),
         steps=[],
-        top_kernels=_top_ops(launches),
+        top_kernels=_top_ops(totals),
         provenance={
             "power_model": "calibrated" if calibration.kind == "calibrated" else "default",
             "calibration": calibration.source or calibration.kind,
@@ -61,39 +62,77 @@ def estimate_workload(workload: Workload, profile: GpuProfile, calibration: Cali
     )
 
 
-def _launch_frame(workload: Workload, run: WorkloadRun) -> pd.DataFrame:
+@dataclass
+class _LaunchTotals:
+    """Launch count, busy time and energy summed over a set of launches."""
+
+    count: int = 0
+    time_s: float = 0.0
+    energy_j: float = 0.0
+
+
+def _label_totals(workload: Workload, run: WorkloadRun) -> dict[tuple[str, str], _LaunchTotals]:
+    """Sum the launches of each (op label, op class).
+
+    Ops with the same performance-model key and name get the same label, so launches are
+    first summed per such group with numpy and each group's label is built once.
+    """
     ops = workload.ops
-    return pd.DataFrame({
-        "op_class": [ops[i].op_class.value for i in run.op_index],
-        "name": [_op_label(ops[i]) for i in run.op_index],
-        "time_s": run.time_s,
-        "energy_j": run.energy_per_launch_j,
-    })
+    _, distinct_index = workload.distinct_ops()
+    group_index: dict[tuple, int] = {}
+    first_ops: list[Op] = []
+    group_of_op = np.empty(len(ops), dtype=np.int64)
+    for position, op in enumerate(ops):
+        # The label lists geometry in insertion order, which the performance key ignores.
+        key = (distinct_index[position], op.name, tuple(op.geometry))
+        group = group_index.get(key)
+        if group is None:
+            group = group_index[key] = len(first_ops)
+            first_ops.append(op)
+        group_of_op[position] = group
+
+    launch_group = group_of_op[run.op_index]
+    groups = len(first_ops)
+    counts = np.bincount(launch_group, minlength=groups)
+    times_s = np.bincount(launch_group, weights=run.time_s, minlength=groups)
+    energies_j = np.bincount(launch_group, weights=run.energy_per_launch_j, minlength=groups)
+    totals: dict[tuple[str, str], _LaunchTotals] = {}
+    for group, op in enumerate(first_ops):
+        if not counts[group]:
+            continue
+        total = totals.setdefault((_op_label(op), op.op_class.value), _LaunchTotals())
+        total.count += int(counts[group])
+        total.time_s += float(times_s[group])
+        total.energy_j += float(energies_j[group])
+    return totals
 
 
-def _op_label(op) -> str:
+def _op_label(op: Op) -> str:
     sizes = ",".join(f"{key}={value}" for key, value in op.geometry.items()
                      if isinstance(value, (int, float)) and not isinstance(value, bool))
     return f"{op.name}[{sizes}] {op.dtype}" if sizes else f"{op.name} {op.dtype}"
 
 
-def _by_class(launches: pd.DataFrame) -> list[ClassEnergy]:
-    grouped = launches.groupby("op_class").agg(
-        kernels=("time_s", "size"), time_s=("time_s", "sum"), energy_j=("energy_j", "sum")
-    ).sort_values("energy_j", ascending=False)
-    return [ClassEnergy(str(name), int(row.kernels), float(row.time_s), float(row.energy_j))
-            for name, row in grouped.iterrows()]
+def _by_class(totals: dict[tuple[str, str], _LaunchTotals]) -> list[ClassEnergy]:
+    """Sum the labels of each op class, highest energy first, ties in class name order."""
+    classes: dict[str, _LaunchTotals] = {}
+    for (_, op_class), total in totals.items():
+        merged = classes.setdefault(op_class, _LaunchTotals())
+        merged.count += total.count
+        merged.time_s += total.time_s
+        merged.energy_j += total.energy_j
+    ordered = sorted(sorted(classes.items()), key=lambda entry: entry[1].energy_j, reverse=True)
+    return [ClassEnergy(op_class, total.count, total.time_s, total.energy_j)
+            for op_class, total in ordered]
 
 
-def _top_ops(launches: pd.DataFrame) -> list[KernelEnergy]:
-    grouped = launches.groupby(["name", "op_class"]).agg(
-        count=("time_s", "size"), time_s=("time_s", "sum"), energy_j=("energy_j", "sum")
-    ).sort_values("energy_j", ascending=False).head(TOP_KERNELS)
+def _top_ops(totals: dict[tuple[str, str], _LaunchTotals]) -> list[KernelEnergy]:
+    """Return the TOP_KERNELS labels with the highest energy, ties in label order."""
+    ordered = sorted(sorted(totals.items()), key=lambda entry: entry[1].energy_j, reverse=True)
     return [
-        KernelEnergy(str(name), str(op_class), int(row["count"]), float(row.time_s),
-                     float(row.energy_j),
-                     float(row.energy_j / row.time_s) if row.time_s > 0 else 0.0)
-        for (name, op_class), row in grouped.iterrows()
+        KernelEnergy(name, op_class, total.count, total.time_s, total.energy_j,
+                     total.energy_j / total.time_s if total.time_s > 0 else 0.0)
+        for (name, op_class), total in ordered[:TOP_KERNELS]
     ]
 
 

@@ -1,8 +1,10 @@
 """Run a sweep: estimate every grid item in parallel, reusing cached results.
 
-Items are sent to workers in chunks, grouped by model, phase and dtype, so each worker
-process captures a model once and reuses the captured template for the rest of its
-chunk. A failed item becomes a row with its error; the other items still finish.
+Items are sent to workers in chunks. A chunk contains whole groups of items that share a
+workload (model, phase, dtype, attention, batch and seq) where the chunk size allows, so
+the worker builds each workload once and only simulates it per GPU and clock (see
+`energaizer.sweep.worker`). A failed item becomes a row with its error; the other items
+still finish.
 """
 
 from __future__ import annotations
@@ -17,16 +19,19 @@ from typing import Any
 
 import pandas as pd
 
-from energaizer.errors import EnergaizerError, InputError
+from energaizer.errors import InputError
 from energaizer.sweep.cache import ResultCache, calibration_digest, item_key
 from energaizer.sweep.grid import SweepGrid
+from energaizer.sweep.worker import estimate_chunk
 
 logger = logging.getLogger(__name__)
 
 EXECUTORS = ("local", "dask")
-# Items per worker task: large enough that task overhead is small next to a few ms per
-# item, small enough that progress moves and work spreads over the workers.
-MAX_CHUNK_ITEMS = 100
+# Items per worker task: large enough that a chunk contains several items of each workload
+# it builds, small enough that progress moves and work spreads over the workers.
+MAX_CHUNK_ITEMS = 200
+# Items equal in all of these keys share one workload.
+WORKLOAD_KEYS = ("model", "phase", "dtype", "attention", "batch", "seq")
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -42,39 +47,6 @@ class SweepResult:
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows)
-
-
-def estimate_item(item: dict[str, Any], calibration: str | None) -> dict[str, Any]:
-    """Estimate one item; return its row, with `error` set instead of raising."""
-    import energaizer
-
-    row = dict(item)
-    try:
-        result = energaizer.estimate(**item, calibration=calibration)
-    except EnergaizerError as error:
-        row["error"] = f"{type(error).__name__}: {error}"
-        return row
-    except Exception as error:  # noqa: BLE001 - one broken item must not stop the sweep
-        logger.warning("sweep item %s failed unexpectedly: %r", item, error)
-        row["error"] = f"{type(error).__name__}: {error}"
-        return row
-    items_per_pass = item.get("batch") or max(1, len(result.steps))
-    row.update(
-        gpu_profile=result.gpu.profile,
-        energy_j=result.energy_j,
-        duration_s=result.duration_s,
-        avg_power_w=result.avg_power_w,
-        items_per_pass=items_per_pass,
-        energy_per_item_j=result.energy_j / items_per_pass,
-        time_per_item_s=result.duration_s / items_per_pass,
-        error=None,
-    )
-    return row
-
-
-def estimate_chunk(items: list[dict[str, Any]], calibration: str | None) -> list[dict[str, Any]]:
-    """Estimate a chunk of items in one worker task."""
-    return [estimate_item(item, calibration) for item in items]
 
 
 def run_sweep(
@@ -110,7 +82,7 @@ def run_sweep(
         progress(done, len(items))
 
     workers = workers or os.cpu_count() or 1
-    chunks = _chunks(pending, workers)
+    chunks = _chunks(pending, items, workers)
     for indexes, chunk_rows in _run_chunks(executor, workers, chunks, items, grid.calibration,
                                            scheduler_address, dask_client):
         for index, row in zip(indexes, chunk_rows):
@@ -126,12 +98,31 @@ def run_sweep(
     return SweepResult(finished, cached_items=cached, failed_items=failed)
 
 
-def _chunks(indexes: list[int], workers: int) -> list[list[int]]:
-    """Split item indexes into consecutive chunks, about four per worker."""
+def _chunks(indexes: list[int], items: list[dict[str, Any]], workers: int) -> list[list[int]]:
+    """Split item indexes into chunks, about four per worker and at most MAX_CHUNK_ITEMS
+    each, that keep the items of one workload together.
+
+    A workload group larger than the chunk size is split into pieces of that size.
+    """
     if not indexes:
         return []
     size = max(1, min(MAX_CHUNK_ITEMS, math.ceil(len(indexes) / (workers * 4))))
-    return [indexes[start : start + size] for start in range(0, len(indexes), size)]
+    groups: dict[tuple, list[int]] = {}
+    for index in indexes:
+        key = tuple(repr(items[index].get(name)) for name in WORKLOAD_KEYS)
+        groups.setdefault(key, []).append(index)
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    for group in groups.values():
+        for start in range(0, len(group), size):
+            piece = group[start : start + size]
+            if current and len(current) + len(piece) > size:
+                chunks.append(current)
+                current = []
+            current.extend(piece)
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def _run_chunks(executor, workers, chunks, items, calibration, scheduler_address,
