@@ -62,6 +62,8 @@ CALIBRATION_PATH = REPOSITORY / "calibration" / f"{GPU_PROFILE}.json"
 # Models in the CSV whose architecture equals a preset of another name.
 SAME_ARCHITECTURE = {"meta-llama/Llama-3.3-70B-Instruct": "llama-3.1-70b"}
 FIT_PRESETS = ("llama-3.1-70b",)
+# Tasks whose requests are text only, as the serving model assumes.
+TEXT_TASKS = frozenset({"lm-arena-chat", "gpqa", "sourcegraph-fim"})
 # Candidate mean prompt lengths (tokens) and prefix-cache hit rates of the chat task.
 PROMPT_TOKENS_GRID = (500, 750, 1000, 1250, 1500, 2000)
 HIT_RATE_GRID = (0.0, 0.5, 0.7, 0.8, 0.9)
@@ -96,11 +98,15 @@ def skipped_dense_models(csv_path: Path) -> dict[str, str]:
     frame = pd.read_csv(csv_path)
     frame = frame[frame["architecture"] == "Dense Transformer"]
     skipped = {}
-    for (model_id, precision), _ in frame.groupby(["model_id", "precision"]):
+    for (model_id, precision), group in frame.groupby(["model_id", "precision"]):
+        tasks = ", ".join(sorted(set(group["task"])))
         if precision != "bfloat16":
             skipped[model_id] = f"{precision} weights; only the bf16 rows are compared"
+        elif not set(group["task"]) & TEXT_TASKS:
+            skipped[model_id] = (f"only {tasks} runs, whose image and video inputs the "
+                                 "serving model does not cover")
         elif preset_for(model_id) is None:
-            skipped[model_id] = "no preset describes its architecture"
+            skipped[model_id] = f"no preset describes its architecture ({tasks} runs)"
     return skipped
 
 
