@@ -15,8 +15,8 @@ With --fit the script
 1. picks the task's mean prompt length and prefix-cache hit rate, which the file does
    not record, from PROMPT_TOKENS_GRID x HIT_RATE_GRID: the pair whose estimates come
    closest to the fit rows' measured output throughput (time only, no energy);
-2. fits two non-negative scales of the default H100 power coefficients (the A100-PCIe
-   fit carried over by module capacity): one for the DRAM term and one for the SM terms,
+2. fits two non-negative scales of the A100-PCIe fit's power coefficients carried to
+   the H100 by module capacity: one for the DRAM term and one for the SM terms,
    to the fit rows' measured average power;
 3. writes calibration/h100-sxm5-80gb.json with the scaled coefficients, the chosen
    prompt mix and the errors on the held-out rows.
@@ -43,8 +43,9 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
 from energaizer.calibrate.profile import (
+    REFERENCE_GPU,
     Calibration,
-    default_calibration,
+    carried_calibration,
     load_calibration,
     save_calibration,
 )
@@ -239,7 +240,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
 def fit(rows: pd.DataFrame, csv_path: Path) -> tuple[Calibration, float, float]:
     """Fit the prompt mix and the power scales on the fit rows; return the calibration."""
     profile = load_profile(GPU_PROFILE)
-    base = default_calibration(profile)
+    base = carried_calibration(profile, REFERENCE_GPU)
     fit_rows = rows[rows["fit_set"]]
     prompt_tokens, hit_rate = fit_prompt_mix(fit_rows, base)
     dram_scale, core_scale = fit_power_scales(fit_rows, base, prompt_tokens, hit_rate)

@@ -3,8 +3,9 @@
 A profile is JSON with `schema` "energaizer.calibration/1", the GPU identity, the
 conditions it was measured under, the coefficients, what it was fitted on and its
 cross-validated errors. Shipped profiles live in `calibration/<gpu id>.json`. A GPU with
-no profile gets the default calibration: the reference GPU's fit with its power
-coefficients carried over by each module's capacity (bandwidth, peak FLOP/s, SMs x clock).
+no profile gets the default calibration: the fit of another GPU of its architecture, else
+the reference GPU's, with its power coefficients carried over by each module's capacity
+(bandwidth, peak FLOP/s, SMs x clock).
 """
 
 from __future__ import annotations
@@ -172,10 +173,38 @@ def scaled_coefficients(reference: PowerCoefficients, source: GpuProfile,
 
 
 def default_calibration(profile: GpuProfile) -> Calibration:
-    """Return the reference GPU's fit carried to `profile` by module capacity."""
+    """Return the fit of the closest calibrated GPU carried to `profile` by module
+    capacity: another GPU of the same architecture when one ships a fit, else the
+    reference GPU."""
+    return carried_calibration(profile, reference_gpu_for(profile))
+
+
+def reference_gpu_for(profile: GpuProfile) -> str:
+    """Return the id of the shipped fit a GPU without its own fit borrows: REFERENCE_GPU
+    when it is of the same architecture (chip family), else the first shipped fit by id
+    of that architecture, else REFERENCE_GPU."""
     from energaizer.hardware.profiles import load_profile
 
-    reference_path = calibrations_dir() / f"{REFERENCE_GPU}.json"
+    if load_profile(REFERENCE_GPU).architecture == profile.architecture:
+        return REFERENCE_GPU
+    for path in sorted(calibrations_dir().glob("*.json")):
+        if path.stem == profile.id:
+            continue
+        try:
+            other = load_profile(path.stem)
+        except ProfileError:
+            continue
+        if other.architecture == profile.architecture:
+            return other.id
+    return REFERENCE_GPU
+
+
+def carried_calibration(profile: GpuProfile, reference_id: str) -> Calibration:
+    """Return the fit of `reference_id` carried to `profile` by module capacity, or
+    built-in headroom shares when that fit is not installed."""
+    from energaizer.hardware.profiles import load_profile
+
+    reference_path = calibrations_dir() / f"{reference_id}.json"
     if not reference_path.is_file():
         return Calibration(
             gpu=profile.id,
@@ -186,7 +215,7 @@ def default_calibration(profile: GpuProfile) -> Calibration:
             source="built-in shares of the power headroom; no fitted reference available",
         )
     reference = load_calibration(reference_path)
-    power, shrink = scaled_coefficients(reference.power, load_profile(REFERENCE_GPU), profile)
+    power, shrink = scaled_coefficients(reference.power, load_profile(reference_id), profile)
     note = "" if shrink == 1.0 else f", shrunk by {shrink:.2f} to fit its power headroom"
     return Calibration(
         gpu=profile.id,
@@ -196,7 +225,7 @@ def default_calibration(profile: GpuProfile) -> Calibration:
         call_s=reference.call_s,
         module_s=reference.module_s,
         kind="default",
-        source=(f"default: the {REFERENCE_GPU} fit with each module's coefficient scaled by "
+        source=(f"default: the {reference_id} fit with each module's coefficient scaled by "
                 f"the GPU's capacity for it{note}"),
         validation=reference.validation,
     )

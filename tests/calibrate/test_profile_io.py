@@ -79,6 +79,18 @@ def test_default_calibration_scales_with_headroom():
     assert large.power.get("tensor") > small.power.get("tensor")
 
 
+def test_default_borrows_same_architecture_fit():
+    hopper = default_calibration(load_profile("h200-sxm-141gb"))
+    ada = default_calibration(load_profile("l4"))
+    assert "h100-sxm5-80gb fit" in hopper.source
+    assert "a100-pcie-40gb fit" in ada.source
+    # The H200 has the H100's chip with faster memory: the DRAM term grows by the
+    # bandwidth ratio, the SM terms by SMs x clock.
+    h100 = calibration_for(load_profile("h100-sxm5-80gb"))
+    assert hopper.power.get("dram") == pytest.approx(h100.power.get("dram") * 4800 / 3350,
+                                                     rel=0.02)
+
+
 def test_shipped_calibration_preferred():
     profile = load_profile("a100-pcie-40gb")
     calibration = calibration_for(profile)

@@ -72,8 +72,8 @@ def test_token_energy_within_15_percent(llama_rows, index):
 def test_shipped_scales_match_refit(rows, calibration):
     """The power scales in the shipped file are what the fit gives on the fit rows."""
     workload = calibration.fitted_on["serving_workload"]
-    base = validate_serving.default_calibration(
-        validate_serving.load_profile(validate_serving.GPU_PROFILE))
+    base = validate_serving.carried_calibration(
+        validate_serving.load_profile(validate_serving.GPU_PROFILE), validate_serving.REFERENCE_GPU)
     dram_scale, core_scale = validate_serving.fit_power_scales(
         rows[rows["fit_set"]], base, workload["prompt_tokens"],
         workload["prefix_cache_hit_rate"])
