@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from energaizer.errors import InputError
-from energaizer.workload import aten, meta_run, templates
+from energaizer.workload import aten, meta_run, opspec, templates
 from energaizer.workload.meta_run import (
     _RUNNERS,
     DTYPES,
@@ -228,7 +228,8 @@ def _code_fingerprint() -> str:
     """Hash of the modules that decide what a capture records, so that templates cached
     by another version of them are not reused."""
     digest = hashlib.sha256()
-    for module_file in (__file__, aten.__file__, meta_run.__file__, templates.__file__):
+    for module_file in (__file__, aten.__file__, opspec.__file__, meta_run.__file__,
+                        templates.__file__):
         digest.update(Path(module_file).read_bytes())
     return digest.hexdigest()[:16]
 
