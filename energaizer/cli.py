@@ -122,6 +122,11 @@ class Attention(str, Enum):
     eager = "eager"
 
 
+class TimeCorrections(str, Enum):
+    none = "none"
+    calibration = "calibration"
+
+
 @app.command()
 @reports_errors
 def estimate(
@@ -141,6 +146,16 @@ def estimate(
     output_tokens: Optional[int] = typer.Option(
         None, "--output-tokens", min=1, help="With --serving: generated tokens per request."
     ),
+    prefix_cache_hit_rate: Optional[float] = typer.Option(
+        None, "--prefix-cache-hit-rate",
+        help="With --serving: share of prompt tokens found in the prefix cache, from 0 up to "
+        "but not including 1 (default 0).",
+    ),
+    time_corrections: Optional[TimeCorrections] = typer.Option(
+        None, "--time-corrections",
+        help="With --serving: none uses analytical kernel times, as for CUDA-graph decode "
+        "(default); calibration applies the corrections fitted on eager PyTorch runs.",
+    ),
     trace: Optional[Path] = typer.Option(
         None, "--trace", "-t", help="Profiler trace file, folder of per-rank traces, or tar archive."
     ),
@@ -155,14 +170,16 @@ def estimate(
         None, "--seq", "-s", min=1,
         help="Sequence length in tokens; for decode, the KV cache length (default 1024).",
     ),
-    dtype: Dtype = typer.Option(Dtype.bf16, "--dtype", help="Data type of weights and activations."),
-    phase: Phase = typer.Option(
-        Phase.prefill, "--phase",
-        help="prefill/forward: one forward pass; decode: one token per sequence against the "
-        "KV cache; train: forward, backward and optimizer step.",
+    dtype: Optional[Dtype] = typer.Option(
+        None, "--dtype", help="Data type of weights and activations (default bf16)."
     ),
-    attention: Attention = typer.Option(
-        Attention.default, "--attention",
+    phase: Optional[Phase] = typer.Option(
+        None, "--phase",
+        help="prefill/forward: one forward pass; decode: one token per sequence against the "
+        "KV cache; train: forward, backward and optimizer step (default prefill).",
+    ),
+    attention: Optional[Attention] = typer.Option(
+        None, "--attention",
         help="default: fused scaled-dot-product attention; eager: matmul and softmax.",
     ),
     gpu: Optional[str] = typer.Option(
@@ -189,14 +206,32 @@ def estimate(
     from energaizer.estimate import estimate as run_estimate
     from energaizer.report.terminal import render_estimate
 
+    serving_only = {"--num-gpus": num_gpus, "--prompt-tokens": prompt_tokens,
+                    "--output-tokens": output_tokens,
+                    "--prefix-cache-hit-rate": prefix_cache_hit_rate,
+                    "--time-corrections": time_corrections}
     if serving or spec is not None:
-        _estimate_serving(spec, serving, model, gpu, num_gpus, batch, prompt_tokens,
-                          output_tokens, json_output)
+        not_serving = {"--trace": trace, "--workload": workload, "--seq": seq,
+                       "--phase": phase, "--attention": attention, "--lenient": lenient or None}
+        _reject_options(not_serving, "to trace, model and workload estimates, not to "
+                        "--serving; a serving estimate covers prefill and decode itself")
+        options = {
+            "model": model, "gpu": gpu, "num_gpus": num_gpus, "batch": batch,
+            "prompt_tokens": prompt_tokens, "output_tokens": output_tokens,
+            "dtype": dtype.value if dtype else None, "clock_mhz": clock_mhz,
+            "power_limit_w": power_limit_w,
+            "calibration": str(calibration) if calibration else None,
+            "prefix_cache_hit_rate": prefix_cache_hit_rate,
+            "time_corrections": time_corrections.value if time_corrections else None,
+        }
+        _estimate_serving(spec, serving, options, json_output)
         return
+    _reject_options(serving_only, "only with --serving")
 
     result = run_estimate(
-        trace=trace, model=model, workload=workload, batch=batch, seq=seq, dtype=dtype.value,
-        phase=phase.value, attention=attention.value, gpu=gpu, clock_mhz=clock_mhz,
+        trace=trace, model=model, workload=workload, batch=batch, seq=seq,
+        dtype=(dtype or Dtype.bf16).value, phase=(phase or Phase.prefill).value,
+        attention=(attention or Attention.default).value, gpu=gpu, clock_mhz=clock_mhz,
         power_limit_w=power_limit_w, calibration=calibration, lenient=lenient,
     )
     if json_output:
@@ -205,17 +240,23 @@ def estimate(
     render_estimate(result, _console())
 
 
-def _estimate_serving(spec, serving, model, gpu, num_gpus, batch, prompt_tokens,
-                      output_tokens, json_output) -> None:
+def _reject_options(options: dict[str, Any], reason: str) -> None:
+    """Raise InputError naming every given option of `options`; `reason` completes the
+    sentence after "apply" or "applies"."""
+    given = [name for name, value in options.items() if value is not None]
+    if given:
+        verb = "apply" if len(given) > 1 else "applies"
+        raise InputError(f"{', '.join(given)} {verb} {reason}.")
+
+
+def _estimate_serving(spec, serving, options: dict[str, Any], json_output) -> None:
     from energaizer.commands.serve import render_serving
     from energaizer.serving.cli_support import serving_spec_from_options
     from energaizer.serving.estimate import estimate_serving
 
     if not serving:
         raise InputError(f"A positional SPEC ({spec}) is read only with --serving.")
-    serving_spec = serving_spec_from_options(
-        spec, model=model, gpu=gpu, num_gpus=num_gpus, batch=batch,
-        prompt_tokens=prompt_tokens, output_tokens=output_tokens)
+    serving_spec = serving_spec_from_options(spec, **options)
     result = estimate_serving(serving_spec)
     if json_output:
         _print_json(result.to_dict())

@@ -7,9 +7,11 @@ preset on a GPU profile, so a fresh install has something to show.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from energaizer.errors import InputError
+from energaizer.power.limits import check_operating_point
 from energaizer.results import Estimate
 
 DEFAULT_MODEL = "llama-3.1-8b"
@@ -53,6 +55,10 @@ def estimate(
     _check_options(dtype, phase, attention, batch, seq, clock_mhz, power_limit_w)
     if trace is not None:
         from energaizer.estimators.trace import estimate_trace
+        from energaizer.hardware.profiles import load_profile
+
+        if gpu is not None:
+            check_operating_point(load_profile(gpu), clock_mhz, power_limit_w)
 
         return estimate_trace(trace, gpu=gpu, lenient=lenient, clock_mhz=clock_mhz,
                               power_limit_w=power_limit_w, calibration=calibration)
@@ -89,7 +95,7 @@ def _estimate_workload_source(model, workload, batch, seq, dtype, phase, attenti
                                attention=attention)
         source = {"kind": "model", "model": model, "batch": batch, "seq": seq,
                   "dtype": dtype, "phase": phase, "attention": attention}
-    _check_clock(clock_mhz, profile)
+    check_operating_point(profile, clock_mhz, power_limit_w)
     result = estimate_workload(built, profile, calibration_for(profile, calibration),
                                clock_mhz, power_limit_w, source)
     result.provenance["warnings"] = notes + result.provenance["warnings"]
@@ -107,13 +113,7 @@ def _check_options(dtype, phase, attention, batch, seq, clock_mhz, power_limit_w
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise InputError(f"{name} must be a whole number of at least 1, got {value!r}.")
     for name, value in (("clock_mhz", clock_mhz), ("power_limit_w", power_limit_w)):
-        if value is not None and not (isinstance(value, (int, float)) and value > 0):
-            raise InputError(f"{name} must be a positive number, got {value!r}.")
-
-
-def _check_clock(clock_mhz: float | None, profile) -> None:
-    if clock_mhz is not None and clock_mhz > profile.boost_clock_mhz * 1.001:
-        raise InputError(
-            f"clock_mhz {clock_mhz:g} is above the maximum SM clock of {profile.id} "
-            f"({profile.boost_clock_mhz:g} MHz)."
-        )
+        valid = (not isinstance(value, bool) and isinstance(value, (int, float))
+                 and math.isfinite(value) and value > 0)
+        if value is not None and not valid:
+            raise InputError(f"{name} must be a positive finite number, got {value!r}.")

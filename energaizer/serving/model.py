@@ -9,6 +9,7 @@ import numpy as np
 
 from energaizer.calibrate.profile import Calibration, calibration_for
 from energaizer.hardware.profiles import GpuProfile, load_profile
+from energaizer.power.limits import check_operating_point
 from energaizer.power.simulate import simulate_workload
 from energaizer.serving.layers import (
     DenseArchitecture,
@@ -67,6 +68,7 @@ class ServingModel:
         self.arch: DenseArchitecture = dense_architecture(spec.model)
         check_tensor_parallel(self.arch, spec.num_gpus)
         self.profile: GpuProfile = load_profile(spec.gpu)
+        check_operating_point(self.profile, spec.clock_mhz, spec.power_limit_w)
         if calibration is None:
             calibration = calibration_for(self.profile, spec.calibration)
         if spec.time_corrections == "none":

@@ -29,6 +29,7 @@ DISTRIBUTIONS = ("fixed", "uniform", "normal", "lognormal", "values")
 # distribution; 16 keeps the mean of a lognormal within about 1% of its exact value.
 QUANTILE_POINTS = 16
 DEFAULT_DTYPE = "bf16"
+DTYPES = ("bf16", "fp16", "fp32")
 DEFAULT_GPU = "h100-sxm5-80gb"
 SPEC_KEYS = ("model", "gpu", "num_gpus", "batch", "prompt_tokens", "output_tokens", "dtype",
              "clock_mhz", "power_limit_w", "calibration", "step_overhead_s", "cache_points",
@@ -194,6 +195,15 @@ class ServingSpec:
         if self.time_corrections not in TIME_CORRECTIONS:
             raise InputError(f"time_corrections {self.time_corrections!r} is invalid; expected "
                              f"{' or '.join(TIME_CORRECTIONS)}.")
+        if self.dtype not in DTYPES:
+            raise InputError(f"dtype {self.dtype!r} is invalid; expected one of "
+                             f"{', '.join(DTYPES)}.")
+        for name in ("clock_mhz", "power_limit_w"):
+            value = getattr(self, name)
+            valid = (not isinstance(value, bool) and isinstance(value, (int, float))
+                     and math.isfinite(value) and value > 0)
+            if value is not None and not valid:
+                raise InputError(f"{name} must be a positive finite number, got {value!r}.")
         rate = self.prefix_cache_hit_rate
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
             raise InputError(f"prefix_cache_hit_rate must be a share from 0 up to but not "
@@ -230,6 +240,12 @@ def spec_from_mapping(data: dict[str, Any], origin: str = "serving spec") -> Ser
     return ServingSpec(**data)
 
 
+def _names_a_file(model: Any) -> bool:
+    """Return whether a spec's model value is a config file path rather than a preset."""
+    return isinstance(model, str) and (model.endswith(".json") or "/" in model
+                                       or "\\" in model)
+
+
 def load_serving_spec(path: str | Path, **overrides: Any) -> ServingSpec:
     """Read a serving spec YAML file; keyword overrides that are not None win."""
     path = Path(path)
@@ -240,6 +256,10 @@ def load_serving_spec(path: str | Path, **overrides: Any) -> ServingSpec:
         data = dict(data)
         data["calibration"] = str(path_inside(path.parent, str(data["calibration"]),
                                               f"Serving spec {path}: calibration"))
+    if isinstance(data, dict) and _names_a_file(data.get("model")):
+        data = dict(data)
+        data["model"] = str(path_inside(path.parent, data["model"],
+                                        f"Serving spec {path}: model"))
     if isinstance(data, dict):
         data.update({key: value for key, value in overrides.items() if value is not None})
     return spec_from_mapping(data, origin=f"Serving spec {path}")

@@ -17,14 +17,9 @@ from typing import Any
 
 from energaizer.calibrate.profile import Calibration, calibration_for
 from energaizer.errors import EnergaizerError
-from energaizer.estimate import (
-    DEFAULT_BATCH,
-    DEFAULT_GPU,
-    DEFAULT_SEQ,
-    _check_clock,
-    _check_options,
-)
+from energaizer.estimate import DEFAULT_BATCH, DEFAULT_GPU, DEFAULT_SEQ, _check_options
 from energaizer.hardware.profiles import GpuProfile, load_profile
+from energaizer.power.limits import check_operating_point
 from energaizer.power.simulate import simulate_workload
 from energaizer.workload.build import model_workload
 from energaizer.workload.workload import Workload
@@ -143,7 +138,7 @@ def _shared_row(item: dict[str, Any], shared: SharedInputs) -> dict[str, Any] | 
                                attention)
     if workload is None:
         return None
-    _check_clock(clock_mhz, profile)
+    check_operating_point(profile, clock_mhz, None)
     run = simulate_workload(workload, profile, shared.calibration_for(profile), clock_mhz,
                             None)
     return _finished_row(item, profile.id, run.energy_j, run.duration_s, run.avg_power_w,

@@ -129,7 +129,9 @@ def _folder_sources(path: Path) -> list[tuple[str, TraceBytes]]:
 def _is_tar(path: Path) -> bool:
     try:
         return tarfile.is_tarfile(path)
-    except OSError:
+    except (OSError, EOFError, tarfile.TarError):
+        # A gzip stream cut short fails here before the reader can say so; it is not an
+        # archive, and reading it as a trace reports the truncation.
         return False
 
 

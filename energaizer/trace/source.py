@@ -41,6 +41,10 @@ def read_trace_bytes(path: Path) -> TraceBytes:
     if not raw.startswith(GZIP_MAGIC):
         return TraceBytes(raw, compressed=False)
     data, truncated = gunzip(raw, path)
+    if truncated and not data.strip():
+        raise TraceError(f"{path}: the gzip stream ends after {len(raw)} bytes, before any "
+                         "trace data; the file is truncated. Copy or record it again.",
+                         path=str(path))
     return TraceBytes(data, compressed=True, compressed_stream_truncated=truncated)
 
 

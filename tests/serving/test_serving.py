@@ -187,3 +187,75 @@ def test_cli_spec_unknown_key(tmp_path):
     result = CliRunner().invoke(app, ["serve-estimate", str(spec)])
     assert result.exit_code == 2
     assert "batchsize" in result.output
+
+
+def _estimate_serving_json(*options: str) -> dict:
+    result = CliRunner().invoke(app, ["estimate", "--serving", "--model", "llama-3.1-8b",
+                                      "--batch", "16", "--prompt-tokens", "256",
+                                      "--output-tokens", "64", "--json", *options])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_cli_estimate_serving_applies_options():
+    base = _estimate_serving_json()
+    slow = _estimate_serving_json("--clock-mhz", "900")
+    cached = _estimate_serving_json("--prefix-cache-hit-rate", "0.5")
+    corrected = _estimate_serving_json("--time-corrections", "calibration")
+    assert slow["gpu"]["clock_mhz"] == 900
+    assert slow["energy_per_output_token_j"] != base["energy_per_output_token_j"]
+    assert cached["source"]["prefix_cache_hit_rate"] == 0.5
+    assert cached["prefill_energy_j"] < base["prefill_energy_j"]
+    assert corrected["source"]["time_corrections"] == "calibration"
+    assert corrected["time_per_output_token_s"] > base["time_per_output_token_s"]
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--seq", "100"], "--seq applies to trace"),
+    (["--phase", "decode", "--attention", "eager"], "--phase, --attention apply"),
+    (["--power-limit-w", "10"], "no clock could meet it"),
+    (["--dtype", "fp16", "--calibration", "missing.json"], "calibration profile not found"),
+])
+def test_cli_estimate_serving_rejects(options, message):
+    result = CliRunner().invoke(app, ["estimate", "--serving", "--model", "llama-3.1-8b",
+                                      *options])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_cli_serving_options_need_serving():
+    result = CliRunner().invoke(app, ["estimate", "--model", "gpt2", "--num-gpus", "2"])
+    assert result.exit_code == 2
+    assert "--num-gpus applies only with --serving" in result.output
+
+
+@pytest.mark.parametrize("line, message", [
+    ("dtype: int3", "dtype 'int3' is invalid"),
+    ("clock_mhz: -5", "clock_mhz must be a positive finite number"),
+    ("power_limit_w: .nan", "power_limit_w must be a positive finite number"),
+])
+def test_spec_invalid_values_rejected(tmp_path, line, message):
+    spec = tmp_path / "serving.yaml"
+    spec.write_text(f"model: llama-3.1-8b\n{line}\n")
+    result = CliRunner().invoke(app, ["estimate", "--serving", str(spec)])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_spec_model_path_relative_to_spec(tmp_path, monkeypatch):
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    config = dense_architecture("llama-3.1-8b")
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "llama", "hidden_size": config.hidden,
+        "intermediate_size": config.intermediate, "num_attention_heads": config.heads,
+        "num_key_value_heads": config.kv_heads, "num_hidden_layers": 2,
+        "vocab_size": config.vocab}))
+    (folder / "serving.yaml").write_text("model: config.json\nbatch: 4\n")
+    (folder / "outside.yaml").write_text("model: ../elsewhere/config.json\n")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["estimate", "--serving", "specs/serving.yaml", "--json"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["estimate", "--serving", "specs/outside.yaml"])
+    assert result.exit_code == 2
+    assert "leads outside the spec's folder" in result.output

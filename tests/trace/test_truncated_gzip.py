@@ -1,0 +1,41 @@
+"""A gzip trace cut short before any data gives a clear error on every path."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+import energaizer
+from energaizer.cli import app
+from energaizer.errors import TraceError
+
+
+@pytest.fixture()
+def cut_trace(tmp_path):
+    events = [{"ph": "X", "cat": "kernel", "name": f"k{i}", "ts": i * 10, "dur": 5,
+               "pid": 0, "tid": 7} for i in range(200)]
+    whole = gzip.compress(json.dumps({"traceEvents": events}).encode())
+    path = tmp_path / "cut.json.gz"
+    path.write_bytes(whole[:20])
+    return path
+
+
+def test_api_raises_trace_error(cut_trace):
+    with pytest.raises(TraceError, match="the file is truncated"):
+        energaizer.estimate(trace=cut_trace)
+
+
+def test_cli_reports_truncation(cut_trace):
+    result = CliRunner().invoke(app, ["estimate", "--trace", str(cut_trace)])
+    assert result.exit_code == 2
+    assert "gzip stream ends after 20 bytes" in result.output
+
+
+def test_folder_names_the_file(cut_trace):
+    result = CliRunner().invoke(app, ["estimate", "--trace", str(cut_trace.parent)])
+    assert result.exit_code == 2
+    assert "cut.json.gz" in result.output
+    assert "truncated" in result.output
