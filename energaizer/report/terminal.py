@@ -13,6 +13,7 @@ from energaizer.report.names import short_kernel_name
 from energaizer.results import Estimate
 
 _NAME_WIDTH = 48
+_MIN_NAME_WIDTH = 12
 
 
 def _short(name: str, width: int = _NAME_WIDTH) -> str:
@@ -95,13 +96,23 @@ def _render_steps(estimate: Estimate, console: Console) -> None:
 def _render_kernels(estimate: Estimate, console: Console) -> None:
     from_trace = estimate.source.get("kind") == "trace"
     table = Table(title="Top kernels by energy" if from_trace else "Top ops by energy")
+    columns = ("class", "count", "time s", "energy J", "avg power W")
+    rows = [(kernel.op_class, f"{kernel.count:,}", f"{kernel.time_s:.6f}",
+             f"{kernel.energy_j:,.3f}", f"{kernel.avg_power_w:.1f}")
+            for kernel in estimate.top_kernels]
+    widths = [max([len(column)] + [len(row[index]) for row in rows])
+              for index, column in enumerate(columns)]
+    # The numbers keep their full width on a narrow console and the name column takes
+    # what is left: each of the 6 columns has 2 cells of padding, and 7 borders.
+    name_width = max(_MIN_NAME_WIDTH,
+                     min(_NAME_WIDTH, console.width - sum(widths) - 2 * 6 - 7))
     table.add_column("kernel" if from_trace else "op", no_wrap=True, overflow="ellipsis",
-                     max_width=_NAME_WIDTH)
-    for column in ("class", "count", "time s", "energy J", "avg power W"):
-        table.add_column(column, justify="left" if column == "class" else "right", no_wrap=True)
-    for kernel in estimate.top_kernels:
-        table.add_row(_short(kernel.name), kernel.op_class, f"{kernel.count:,}",
-                      f"{kernel.time_s:.6f}", f"{kernel.energy_j:,.3f}", f"{kernel.avg_power_w:.1f}")
+                     max_width=name_width)
+    for column, width in zip(columns, widths):
+        table.add_column(column, justify="left" if column == "class" else "right",
+                         no_wrap=True, min_width=width)
+    for kernel, row in zip(estimate.top_kernels, rows):
+        table.add_row(_short(kernel.name), *row)
     console.print(table)
 
 
