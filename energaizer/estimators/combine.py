@@ -13,10 +13,13 @@ def combine_estimates(parts: list[Estimate], source: dict[str, Any]) -> Estimate
     """Sum the estimates of several GPUs that ran one job at the same time.
 
     Energy, busy and idle time and op-class figures are summed over GPUs; the duration is
-    the longest part's, so `avg_power_w` is the job's total draw.
+    the longest part's, so `avg_power_w` is the job's total draw. Every GPU is held for
+    the whole job, so a part that ends sooner waits at its idle power for the rest.
     """
-    energy_j = sum(part.energy_j for part in parts)
     duration_s = max(part.duration_s for part in parts)
+    waits_s = [max(duration_s - part.duration_s, 0.0) for part in parts]
+    wait_energy_j = sum(part.gpu.idle_power_w * wait for part, wait in zip(parts, waits_s))
+    energy_j = sum(part.energy_j for part in parts) + wait_energy_j
     profiles = sorted({part.gpu.profile for part in parts})
     first = parts[0].gpu
     gpu = GpuInfo(
@@ -37,15 +40,15 @@ def combine_estimates(parts: list[Estimate], source: dict[str, Any]) -> Estimate
         duration_s=duration_s,
         avg_power_w=energy_j / duration_s if duration_s > 0 else 0.0,
         busy_s=sum(part.busy_s for part in parts),
-        idle_s=sum(part.idle_s for part in parts),
-        idle_energy_j=sum(part.idle_energy_j for part in parts),
+        idle_s=sum(part.idle_s for part in parts) + sum(waits_s),
+        idle_energy_j=sum(part.idle_energy_j for part in parts) + wait_energy_j,
         by_class=_merge_classes(parts),
         steps=_merge_steps(parts),
         top_kernels=_merge_kernels(parts),
         provenance={**parts[0].provenance, "warnings": warnings},
         uncertainty={
-            "energy_j_low": sum(p.uncertainty["energy_j_low"] for p in parts),
-            "energy_j_high": sum(p.uncertainty["energy_j_high"] for p in parts),
+            "energy_j_low": sum(p.uncertainty["energy_j_low"] for p in parts) + wait_energy_j,
+            "energy_j_high": sum(p.uncertainty["energy_j_high"] for p in parts) + wait_energy_j,
         },
         ranks=parts,
         lower_bound=any(part.lower_bound for part in parts),
