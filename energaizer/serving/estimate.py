@@ -170,10 +170,39 @@ def _merged_notes(costs: list[PhaseCost]) -> list[str]:
     return notes
 
 
+# Share of a GPU's memory that weights and KV cache may fill; the rest holds activations
+# and the engine's workspace (vLLM's default gpu_memory_utilization is 0.9).
+MEMORY_SHARE = 0.9
+
+
+def _capacity_warnings(spec: ServingSpec, model: ServingModel) -> list[str]:
+    """Warnings for a setup no real deployment could run: weights and KV cache beyond the
+    GPUs' memory, or requests longer than the model's context."""
+    arch, profile = model.arch, model.profile
+    size = 2 if spec.dtype in ("bf16", "fp16") else 4
+    weights_gb = arch.parameters * size / 1e9
+    longest = max(spec.prompt_tokens.points) + max(spec.output_tokens.points)
+    cache_gb = (spec.batch * (spec.prompt_tokens.mean + spec.output_tokens.mean)
+                * arch.kv_cache_bytes_per_token(spec.dtype) / 1e9)
+    capacity_gb = MEMORY_SHARE * profile.memory_gb * spec.num_gpus
+    warnings = []
+    if weights_gb + cache_gb > capacity_gb:
+        warnings.append(
+            f"The weights ({weights_gb:.0f} GB) and a KV cache of {cache_gb:.0f} GB for "
+            f"{spec.batch:,} requests in flight, counting no prefix shared between them, "
+            f"exceed {MEMORY_SHARE:.0%} of the memory of {spec.num_gpus} x {profile.id} "
+            f"({capacity_gb:.0f} GB); a real deployment needs more GPUs or a smaller batch.")
+    if arch.max_positions is not None and longest > arch.max_positions:
+        warnings.append(
+            f"The longest request ({longest:.0f} prompt and output tokens) exceeds the "
+            f"{arch.max_positions:,}-token context of {arch.name}.")
+    return warnings
+
+
 def _request_estimate(spec: ServingSpec, model: ServingModel, request: PhaseCost) -> Estimate:
     """Build the estimate contract for one request's share of prefill and decode."""
     profile, calibration = model.profile, model.calibration
-    warnings = list(request.notes)
+    warnings = list(request.notes) + _capacity_warnings(spec, model)
     if calibration.kind != "calibrated":
         warnings.append(f"{profile.id} has no measured calibration; using {calibration.source}.")
     spread = UNCERTAINTY_BY_KIND.get(calibration.kind, 0.35)

@@ -42,6 +42,7 @@ class DenseArchitecture:
     layers: int
     vocab: int
     qk_norm: bool  # Qwen3 normalizes queries and keys per head
+    max_positions: int | None = None  # the longest context the model was trained for
 
     @property
     def parameters(self) -> float:
@@ -50,6 +51,10 @@ class DenseArchitecture:
         attention += self.heads * self.head_dim * self.hidden
         mlp = 3 * self.hidden * self.intermediate
         return float(self.layers * (attention + mlp) + 2 * self.vocab * self.hidden)
+
+    def kv_cache_bytes_per_token(self, dtype: str) -> float:
+        """Bytes of keys and values one token adds to the cache, over all layers."""
+        return float(2 * self.layers * self.kv_heads * self.head_dim * dtype_bytes(dtype))
 
 
 def dense_architecture(model: str) -> DenseArchitecture:
@@ -78,6 +83,8 @@ def dense_architecture(model: str) -> DenseArchitecture:
         layers=int(config["num_hidden_layers"]),
         vocab=int(config["vocab_size"]),
         qk_norm=str(config.get("model_type", "")).startswith("qwen3"),
+        max_positions=int(config["max_position_embeddings"])
+        if config.get("max_position_embeddings") else None,
     )
 
 

@@ -260,3 +260,18 @@ def test_spec_model_path_relative_to_spec(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["estimate", "--serving", "specs/outside.yaml"])
     assert result.exit_code == 2
     assert "leads outside the spec's folder" in result.output
+
+
+def test_memory_overflow_warned():
+    fits = estimate_serving(ServingSpec(batch=8, **SMALL))
+    too_big = estimate_serving(ServingSpec(model="llama-3.1-70b", batch=8, prompt_tokens=512,
+                                           output_tokens=128))
+    assert not any("memory" in warning for warning in fits.estimate.warnings)
+    warning = next(w for w in too_big.estimate.warnings if "memory" in w)
+    assert "The weights (141 GB)" in warning
+
+
+def test_context_overflow_warned():
+    result = estimate_serving(ServingSpec(model="llama-3.1-8b", prompt_tokens=200_000,
+                                          output_tokens=10))
+    assert any("131,072-token context" in warning for warning in result.estimate.warnings)
