@@ -170,14 +170,14 @@ def _merged_notes(costs: list[PhaseCost]) -> list[str]:
     return notes
 
 
-# Share of a GPU's memory that weights and KV cache may fill; the rest holds activations
+# Share of a GPU's memory that weights and KV cache may fill. The rest is for activations
 # and the engine's workspace (vLLM's default gpu_memory_utilization is 0.9).
 MEMORY_SHARE = 0.9
 
 
 def _capacity_warnings(spec: ServingSpec, model: ServingModel) -> list[str]:
-    """Warnings for a setup no real deployment could run: weights and KV cache beyond the
-    GPUs' memory, or requests longer than the model's context."""
+    """Return warnings for a setup no real deployment could run: weights and KV cache
+    beyond the GPUs' memory, or requests longer than the model's context."""
     arch, profile = model.arch, model.profile
     size = 2 if spec.dtype in ("bf16", "fp16") else 4
     weights_gb = arch.parameters * size / 1e9
