@@ -27,6 +27,8 @@ from energaizer.sweep.worker import estimate_chunk
 logger = logging.getLogger(__name__)
 
 EXECUTORS = ("local", "dask")
+# How long to wait for a dask scheduler to answer before giving up.
+SCHEDULER_TIMEOUT_S = 10
 # Items per worker task: large enough that a chunk contains several items of each workload
 # it builds, small enough that progress moves and work spreads over the workers.
 MAX_CHUNK_ITEMS = 200
@@ -158,7 +160,12 @@ def _run_dask(chunks, items, calibration, workers, scheduler_address, dask_clien
     cluster = None
     client = dask_client
     if client is None and scheduler_address is not None:
-        client = Client(scheduler_address)
+        try:
+            client = Client(scheduler_address, timeout=SCHEDULER_TIMEOUT_S)
+        except (OSError, ValueError, TypeError) as error:
+            raise InputError(f"Cannot connect to the dask scheduler at {scheduler_address!r}: "
+                             f"{error}. Check the address (tcp://HOST:PORT) and that the "
+                             "scheduler is running.") from None
     elif client is None:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1",
                                dashboard_address=None)
