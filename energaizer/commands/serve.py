@@ -80,6 +80,8 @@ def render_serving(result, spec, console) -> None:
         ("output tokens per second", f"{result.output_tokens_per_s:,.0f}"),
         ("time to first token", f"{result.time_to_first_token_s * 1e3:.1f} ms"),
         ("time per output token", f"{result.time_per_output_token_s * 1e3:.2f} ms"),
+        ("request latency, no queueing", f"{result.request_latency_s:,.2f} s"),
+        ("GPU time per request (shared)", f"{result.estimate.duration_s * 1e3:,.1f} ms"),
         ("decode power, all GPUs", f"{result.decode_power_w:,.0f} W"),
     )
     for name, value in rows:

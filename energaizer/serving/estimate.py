@@ -56,6 +56,13 @@ class ServingEstimate:
         return getattr(self.estimate, name)
 
     @property
+    def request_latency_s(self) -> float:
+        """Wall-clock time from a request's arrival to its last token, without queueing.
+        `duration_s` is instead the GPU time the request takes up, shared with the batch."""
+        return self.time_to_first_token_s + max(self.output_tokens - 1, 0.0) * (
+            self.time_per_output_token_s)
+
+    @property
     def prompt_tokens(self) -> float:
         return float(self.estimate.source["prompt_tokens"]["mean"])
 
@@ -75,6 +82,7 @@ class ServingEstimate:
             "time_to_first_token_s": self.time_to_first_token_s,
             "time_per_output_token_s": self.time_per_output_token_s,
             "serving": {
+                "request_latency_s": self.request_latency_s,
                 "prefill_s": self.prefill_s,
                 "decode_step_s": self.decode_step_s,
                 "prefill_power_w": self.prefill_power_w,

@@ -275,3 +275,11 @@ def test_context_overflow_warned():
     result = estimate_serving(ServingSpec(model="llama-3.1-8b", prompt_tokens=200_000,
                                           output_tokens=10))
     assert any("131,072-token context" in warning for warning in result.estimate.warnings)
+
+
+def test_request_latency_spans_all_tokens(batch_8):
+    expected = (batch_8.time_to_first_token_s
+                + (batch_8.output_tokens - 1) * batch_8.time_per_output_token_s)
+    assert batch_8.request_latency_s == pytest.approx(expected)
+    assert batch_8.to_dict()["serving"]["request_latency_s"] == pytest.approx(expected)
+    assert batch_8.request_latency_s > batch_8.estimate.duration_s
