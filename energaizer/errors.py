@@ -1,8 +1,8 @@
 """Exceptions raised by energaizer, all under one base class.
 
 The library raises; only the CLI turns an exception into a message and an exit code.
-Each class carries the exit code the CLI uses for it: 1 a check or budget failed, 2 bad
-input or usage, 3 hardware or NVML unavailable.
+Each class carries the exit code the CLI uses for it: 1 a check or budget failed or some
+sweep items failed, 2 bad input or usage, 3 hardware or NVML unavailable.
 """
 
 from __future__ import annotations
@@ -64,5 +64,11 @@ class HardwareError(EnergaizerError):
 
 class CheckFailedError(EnergaizerError):
     """An estimate exceeded its budget or its baseline."""
+
+    exit_code = 1
+
+
+class ItemsFailedError(EnergaizerError):
+    """Some items of a sweep failed; the other items finished and were written."""
 
     exit_code = 1

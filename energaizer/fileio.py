@@ -43,6 +43,49 @@ def write_json_atomically(data: Any, path: str | Path) -> Path:
     return write_text_atomically(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
+def make_output_folder(path: str | Path, option: str = "--output") -> Path:
+    """Create the output folder `path` and its parents unless they exist.
+
+    Raises InputError when `path` is an existing file, cannot be created or is not
+    writable, so commands report it instead of failing on their first write. `option`
+    names the command-line option in the message.
+    """
+    from energaizer.errors import InputError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"Output folder {path} is an existing file; give {option} a new or "
+                         "existing folder.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"Cannot create output folder {path}: {error.strerror}. Give "
+                         f"{option} a folder you can write to.") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(f"Output folder {path} is not writable; give {option} a folder "
+                         "you can write to.")
+    return path
+
+
+def check_output_file(path: str | Path, option: str = "--output") -> Path:
+    """Check the output file `path` before a long run writes it.
+
+    Raises InputError when `path` is an existing folder or a part of its folder path is
+    an existing file.
+    """
+    from energaizer.errors import InputError
+
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"Output file {path} is an existing folder; give {option} a file "
+                         "path, such as a name inside that folder.")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise InputError(f"Cannot write output file {path}: {parent} is a file, not a "
+                             f"folder. Give {option} another path.")
+    return path
+
+
 def path_inside(base: Path, relative: str | Path, what: str) -> Path:
     """Resolve a path named in a spec file against the spec's folder.
 

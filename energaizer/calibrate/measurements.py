@@ -57,10 +57,15 @@ class Measurement:
 def read_measurements(path: str | Path) -> list[Measurement]:
     """Read and check a measurement-set CSV; raise InputError naming the row and column."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; give a measurement-set CSV file, such as one "
+                         "written by calibration/convert_energaizer_ispass26.py.")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError:
         raise InputError(f"{path}: measurement set not found.") from None
+    except OSError as error:
+        raise InputError(f"Cannot read measurement set {path}: {error.strerror}.") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise InputError(f"{path}: not a readable CSV file: {error}.") from None
     missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]

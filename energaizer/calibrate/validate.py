@@ -6,6 +6,7 @@ power and energy per pass, overall, per GPU and per model.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ class RowPrediction:
     time_s: float
     energy_j: float
     calibration: str = ""
+    fitted_on_file: str = ""  # file name of the measurements the calibration was fitted on
 
     @property
     def power_w(self) -> float:
@@ -74,14 +76,49 @@ def predict_rows(rows: list[Measurement], calibration_path: str | Path | None = 
         workload = model_workload(row.model, batch=row.batch, seq=row.seq, dtype=row.dtype,
                                   phase=row.phase, attention=row.attention)
         run = simulate_workload(workload, profile, calibration, row.clock_mhz)
-        predictions.append(RowPrediction(row, run.duration_s, run.energy_j, calibration.kind))
+        predictions.append(RowPrediction(row, run.duration_s, run.energy_j, calibration.kind,
+                                         fitted_file_name(calibration.fitted_on)))
     return predictions
 
 
+def fitted_file_name(fitted_on: dict[str, Any]) -> str:
+    """Return the file name in a calibration's `fitted_on["file"]`, or "" when none.
+
+    Shipped calibrations describe their source, as in "EnergAIzer ISPASS 2026
+    measurements (a10_900mhz.csv)", so the name in the last brackets is taken. A fit made
+    by `calibrate --from` stores the CSV path, so its last part is taken.
+    """
+    text = str(fitted_on.get("file") or "").strip()
+    bracketed = re.search(r"\(([^()]+)\)\s*$", text)
+    if bracketed:
+        return bracketed.group(1).strip()
+    return Path(text).name if text else ""
+
+
 def validate_file(path: str | Path, calibration_path: str | Path | None = None) -> dict[str, Any]:
-    """Predict every row of a measurement-set CSV and summarize the errors."""
+    """Predict every row of a measurement-set CSV and summarize the errors.
+
+    `in_sample` counts the rows whose GPU's calibration was fitted on a file of this
+    name, so their errors are in-sample, and gives that calibration's stored held-out
+    errors per GPU.
+    """
     predictions = predict_rows(read_measurements(path), calibration_path)
     summary = summarize(predictions)
     summary["file"] = str(path)
     summary["calibrations"] = sorted({p.calibration for p in predictions})
+    summary["in_sample"] = _in_sample(predictions, Path(path).name, calibration_path)
     return summary
+
+
+def _in_sample(predictions: list[RowPrediction], file_name: str,
+               calibration_path: str | Path | None) -> dict[str, Any] | None:
+    matching = [p for p in predictions if p.fitted_on_file == file_name]
+    if not matching:
+        return None
+    gpus = sorted({p.measurement.gpu for p in matching})
+    held_out = {}
+    for gpu in gpus:
+        validation = calibration_for(load_profile(gpu), calibration_path).validation
+        held_out[gpu] = {"method": validation.get("method"), **validation.get("summary", {})}
+    return {"rows": len(matching), "fitted_on": file_name, "gpus": gpus,
+            "held_out": held_out}

@@ -8,6 +8,7 @@ import typer
 
 from energaizer.cli import JsonOption, _console, _print_json, reports_errors
 from energaizer.errors import InputError
+from energaizer.fileio import check_output_file
 
 
 def register(app: typer.Typer) -> None:
@@ -52,6 +53,9 @@ def calibrate(
     sources = [from_file is not None, device is not None, simulate]
     if sum(sources) != 1:
         raise InputError("Give exactly one of --from FILE, --device N or --simulate.")
+    if output is not None:
+        # Checked before the fit or the microbenchmarks, so their work is not lost.
+        check_output_file(output)
     if from_file is not None:
         _calibrate_from(from_file, gpu, output, json_output)
         return

@@ -24,32 +24,42 @@ def check(
     ),
     baseline: Path | None = typer.Option(None, "--baseline", help="Earlier estimate JSON."),
     tolerance: str = typer.Option(
-        "5%", "--tolerance", help="Growth allowed over the baseline, as a percentage."
+        "5%", "--tolerance",
+        help="Growth each field may show over the baseline: a percentage (5%) or a fraction "
+        "(0.05). A bare number above 1 is rejected as ambiguous.",
     ),
     json_output: bool = JsonOption,
 ) -> None:
-    """Compare an estimate with a budget or a baseline; exit 1 when over."""
+    """Compare an estimate with a budget or a baseline; exit 1 when over.
+
+    With --baseline, every field both estimates have (energy, duration, average power,
+    idle energy and the serving energies and latencies) must not grow past the tolerance.
+    """
     from energaizer.budget import (
         check_baseline,
         check_budget,
         parse_tolerance,
         raise_if_failed,
         read_budget,
-        read_json,
+        read_estimate,
     )
 
     if (budget is None) == (baseline is None):
         raise InputError("Give exactly one of --budget FILE or --baseline FILE.")
-    current = read_json(estimate, "estimate")
+    current = read_estimate(estimate, "estimate")
+    source = f"estimate {estimate}"
     if budget is not None:
-        result = check_budget(current, read_budget(budget))
+        result = check_budget(current, read_budget(budget), source=source)
+        title = "Check against budget"
     else:
-        result = check_baseline(current, read_json(baseline, "baseline"),
-                                parse_tolerance(tolerance))
+        allowed = parse_tolerance(tolerance)
+        result = check_baseline(current, read_estimate(baseline, "baseline"), allowed,
+                                source=source, baseline_source=f"baseline {baseline}")
+        title = f"Check against baseline (tolerance {allowed * 100:g}%)"
     if json_output:
         _print_json({"passed": result.passed, "rows": result.rows})
     else:
-        table = Table(title="Check against " + ("budget" if budget else "baseline"))
+        table = Table(title=title)
         for column in ("field", "value", "limit", "change", "result"):
             table.add_column(column, justify="left" if column == "field" else "right")
         for row in result.rows:

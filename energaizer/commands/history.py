@@ -41,7 +41,8 @@ def history(
             _console().print("\n".join(names) or "No workloads recorded yet.", highlight=False)
         return
     if record_file is not None:
-        store.record(workload, read_json(record_file, "estimate"), database)
+        store.record(workload, read_json(record_file, "estimate"), database,
+                     source=f"estimate {record_file}")
     records = store.trend(workload, database, limit)
     if not records:
         raise InputError(f"No records for workload {workload!r}; add one with --record FILE.")
@@ -54,6 +55,7 @@ def history(
     for item in records:
         when = datetime.datetime.fromtimestamp(item["recorded_at"]).strftime("%Y-%m-%d %H:%M")
         change = "" if item["energy_change"] is None else f"{item['energy_change']:+.1%}"
-        table.add_row(when, (item["git_commit"] or "")[:10], f"{item['energy_j']:.6g}", change,
-                      f"{item['duration_s']:.6g}")
+        duration = "" if item["duration_s"] is None else f"{item['duration_s']:.6g}"
+        table.add_row(when, str(item["git_commit"] or "")[:10], f"{item['energy_j']:.6g}",
+                      change, duration)
     _console().print(table)

@@ -51,8 +51,12 @@ def measure(
 
     The exit code is the command's own.
     """
+    from energaizer.fileio import make_output_folder
     from energaizer.measure.meter import measure_command
 
+    # Check --out before the command runs, so a bad folder cannot lose a measurement.
+    if out is not None:
+        make_output_folder(out, "--out")
     requests = [item.strip() for item in gpus.split(",") if item.strip()] if gpus else None
     if trace:
         _measure_profiled(command, requests, interval_ms, out, simulate, mig_split, json_output)

@@ -17,7 +17,7 @@ from typing import Any
 from energaizer.costing.conversions import j_to_kwh
 from energaizer.costing.regions import CarbonIntensity, carbon_intensity
 from energaizer.errors import InputError
-from energaizer.fileio import read_yaml
+from energaizer.fileio import path_inside, read_yaml
 from energaizer.serving.estimate import ServingEstimate, estimate_serving
 from energaizer.serving.spec import ServingSpec, spec_from_mapping
 
@@ -65,9 +65,18 @@ def _check_number(name: str, value: Any, minimum: float) -> None:
 
 
 def load_feature_spec(path: str | Path) -> FeatureSpec:
-    """Read a feature spec YAML file (with `yaml.safe_load`)."""
+    """Read a feature spec YAML file (with `yaml.safe_load`).
+
+    A `serving.calibration` path is resolved against the spec's folder. As for a
+    standalone serving spec, InputError is raised when it is absolute or leads outside.
+    """
     path = Path(path)
     data = read_yaml(path, "feature spec")
+    serving = data.get("serving") if isinstance(data, dict) else None
+    if isinstance(serving, dict) and serving.get("calibration") is not None:
+        calibration = path_inside(path.parent, str(serving["calibration"]),
+                                  f"Feature spec {path}: serving.calibration")
+        data = {**data, "serving": {**serving, "calibration": str(calibration)}}
     return feature_from_mapping(data, origin=f"Feature spec {path}", default_name=path.stem)
 
 

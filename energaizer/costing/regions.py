@@ -7,6 +7,7 @@ result states which entry was used, its source and year, and whether it fell bac
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ import yaml
 from energaizer.errors import ProfileError
 from energaizer.hardware.profiles import profiles_dir
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class CarbonIntensity:
@@ -23,7 +26,8 @@ class CarbonIntensity:
 
     `fallback` is None when `requested` was found with its own value, else "country"
     (a zone used its country's value), "world" (the world average) or "none" (the user
-    gave no region and no value, so the world average applies).
+    gave no region and no value, so the world average applies). `used` is "spec" when a
+    feature spec gave the intensity itself, and then a `requested` region was ignored.
     """
 
     requested: str | None
@@ -57,6 +61,7 @@ def carbon_intensity(region: str | None, path: Path | None = None) -> CarbonInte
     """Look up a zone (such as "aws:eu-north-1") or a country code (such as "SE").
 
     Falls back from zone to country to the world average and records that in the result.
+    A named region that falls back to the world average also logs a warning.
     """
     table = _table(path or regions_path())
     world = table["world"]
@@ -72,10 +77,21 @@ def carbon_intensity(region: str | None, path: Path | None = None) -> CarbonInte
         country = str(zone.get("country", "")).upper()
         if country in countries:
             return _result(key, country, countries[country], "country")
-        return _result(key, "world", world, "world")
+        return _world_fallback(key, world, path or regions_path())
     if key.upper() in countries:
         return _result(key, key.upper(), countries[key.upper()], None)
-    return _result(key, "world", world, "world")
+    if key.lower() == "world":
+        return _result(key, "world", world, None)
+    return _world_fallback(key, world, path or regions_path())
+
+
+def _world_fallback(region: str, world: dict[str, Any], path: Path) -> CarbonIntensity:
+    result = _result(region, "world", world, "world")
+    logger.warning("Region %r has no carbon intensity in %s, so the world average of %g g "
+                   "CO2e/kWh is used. Give a region listed there or set "
+                   "carbon_intensity_g_per_kwh.", region, path,
+                   result.carbon_intensity_g_per_kwh)
+    return result
 
 
 def _result(requested: str | None, used: str, entry: dict[str, Any],

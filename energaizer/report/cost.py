@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from energaizer.costing.feature import FeatureCost, FeatureSpec, cost_per_request, feature_cost
-from energaizer.fileio import write_text_atomically
+from energaizer.costing.regions import CarbonIntensity
+from energaizer.fileio import make_output_folder, write_atomically, write_text_atomically
 from energaizer.serving.estimate import estimate_serving
 from energaizer.serving.model import ServingModel
 
@@ -26,11 +27,11 @@ QUANTITIES = (
     ("co2e_g", "g"), ("gpu_hours", "h"), ("output_tokens", "tokens"),
 )
 
+# How a region given in the spec was resolved, keyed by CarbonIntensity.fallback.
 FALLBACK_WORDS = {
     None: "found as given",
     "country": "zone has no value of its own, so its country's was used",
     "world": "region not found, so the world average was used",
-    "none": "no region given, so the world average was used",
 }
 
 
@@ -118,11 +119,16 @@ def write_json(report: CostReport, path: Path) -> None:
 
 def write_csv(report: CostReport, path: Path) -> None:
     """Write report.csv: one row per quantity, one column per period."""
-    with path.open("w", newline="", encoding="utf-8") as file:
-        writer = csv.writer(file)
-        writer.writerow(["quantity", "unit", *PERIODS])
-        for name, unit in QUANTITIES:
-            writer.writerow([name, unit, *(f"{getattr(report.cost, p)[name]:.6g}" for p in PERIODS)])
+
+    def write(target: Path) -> None:
+        with target.open("w", newline="", encoding="utf-8") as file:
+            writer = csv.writer(file)
+            writer.writerow(["quantity", "unit", *PERIODS])
+            for name, unit in QUANTITIES:
+                writer.writerow([name, unit,
+                                 *(f"{getattr(report.cost, p)[name]:.6g}" for p in PERIODS)])
+
+    write_atomically(path, write)
 
 
 def summary_rows(report: CostReport) -> list[tuple[str, str, list[str]]]:
@@ -137,7 +143,6 @@ def assumption_lines(report: CostReport) -> list[str]:
     cost, spec = report.cost, report.cost.feature
     serving, grid = cost.serving, cost.grid
     defaults = ", ".join(spec.defaults_used) or "none"
-    fallback = FALLBACK_WORDS[grid.fallback]
     return [
         (f"Model {spec.serving.model} on {spec.serving.num_gpus} x {serving.estimate.gpu.name}, "
          f"{spec.serving.batch} requests in flight, mean prompt {serving.prompt_tokens:.0f} and "
@@ -146,13 +151,23 @@ def assumption_lines(report: CostReport) -> list[str]:
         (f"Electricity {spec.electricity_usd_per_kwh:g} USD/kWh, GPU rental "
          f"{spec.gpu_usd_per_hour:g} USD per GPU-hour, {spec.requests_per_day:g} requests per "
          "day."),
-        (f"Grid carbon intensity {grid.carbon_intensity_g_per_kwh:g} g CO2e/kWh from "
-         f"{grid.used} ({grid.source}, {grid.year or 'year not given'}). Region "
-         f"{grid.requested or 'not given'}: {fallback}."),
+        grid_line(grid),
         f"Values left at their defaults: {defaults}.",
         f"Not counted: {cost.assumptions['not_counted']}.",
         *[f"Estimate note: {warning}" for warning in serving.estimate.warnings],
     ]
+
+
+def grid_line(grid: CarbonIntensity) -> str:
+    """Return the sentence stating the carbon intensity used and where it came from."""
+    value = f"Grid carbon intensity {grid.carbon_intensity_g_per_kwh:g} g CO2e/kWh"
+    if grid.used == "spec":
+        ignored = f"; region {grid.requested} was ignored" if grid.requested else ""
+        return f"{value}, given in the feature spec{ignored}."
+    origin = f"{value} from {grid.used} ({grid.source}, {grid.year or 'year not given'})."
+    if grid.fallback == "none":
+        return f"{origin} No region given, so the world average was used."
+    return f"{origin} Region {grid.requested}: {FALLBACK_WORDS[grid.fallback]}."
 
 
 def write_markdown(report: CostReport, path: Path, images: dict[str, str]) -> None:
@@ -173,7 +188,7 @@ def write_cost_report(feature: FeatureSpec, output_dir: Path) -> dict[str, Path]
     """Write report.md, report.html, report.csv, report.json and the PNG figures."""
     from energaizer.report import html, plots
 
-    output_dir.mkdir(parents=True, exist_ok=True)
+    make_output_folder(output_dir)
     report = build_cost_report(feature)
     figures = {
         "Energy per request by phase": ("energy_by_phase.png",
@@ -186,8 +201,8 @@ def write_cost_report(feature: FeatureSpec, output_dir: Path) -> dict[str, Path]
     }
     written = {}
     for file_name, png in figures.values():
-        written[file_name] = output_dir / file_name
-        written[file_name].write_bytes(png)
+        written[file_name] = write_atomically(output_dir / file_name,
+                                              lambda target, data=png: target.write_bytes(data))
     paths = {name: output_dir / f"report.{name}" for name in ("md", "html", "csv", "json")}
     write_markdown(report, paths["md"], {title: name for title, (name, _) in figures.items()})
     html.write_html(report, paths["html"], {title: png for title, (_, png) in figures.items()})

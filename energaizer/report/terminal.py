@@ -191,3 +191,25 @@ def render_validation(summary: dict[str, Any], console: Console) -> None:
     for model, block in summary["per_model"].items():
         add(f"model {model}", block)
     console.print(table)
+    if summary.get("in_sample"):
+        console.print(in_sample_note(summary), highlight=False)
+
+
+def in_sample_note(summary: dict[str, Any]) -> str:
+    """Return the note that a validation's rows include the calibration's own fit rows."""
+    in_sample = summary["in_sample"]
+    lines = [
+        f"Note: {in_sample['rows']} of {summary['rows']} rows are in-sample. The calibration "
+        f"of {', '.join(in_sample['gpus'])} was fitted on {in_sample['fitted_on']}, so these "
+        "errors understate the error on workloads the fit has not seen."
+    ]
+    for gpu, held_out in in_sample["held_out"].items():
+        if "energy_mape" not in held_out:
+            continue
+        method = held_out.get("method") or "held-out"
+        lines.append(
+            f"Held-out errors stored with the {gpu} calibration ({method}): time "
+            f"{held_out['time_mape']:.1f}%, power {held_out['power_mape']:.1f}%, energy "
+            f"{held_out['energy_mape']:.1f}% (MAPE)."
+        )
+    return "\n".join(lines)

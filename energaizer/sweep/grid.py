@@ -15,6 +15,7 @@ dimension; the sweep estimates every combination. Example:
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,10 +112,18 @@ def grid_from_mapping(document: dict[str, Any], base: Path = Path("."),
     return grid
 
 
-def _as_list(value: Any, key: str, name: str) -> list[Any]:
+def _as_list(value: Any, key: str, name: str, allow_null: bool = False) -> list[Any]:
+    """Return `value` as a non-empty list of scalars. Null entries are rejected unless
+    `allow_null`, because str() would turn them into the name 'None'."""
     values = value if isinstance(value, list) else [value]
     if not values:
         raise InputError(f"{name}: '{key}' is empty; list at least one value.")
+    for item in values:
+        if item is None and not allow_null:
+            raise InputError(f"{name}: '{key}' contains null (an empty or null entry); "
+                             "remove it or write the value it stands for.")
+        if isinstance(item, (list, dict)):
+            raise InputError(f"{name}: '{key}' values must be single values, got {item!r}.")
     return values
 
 
@@ -137,13 +146,14 @@ def _choices(value: Any, key: str, allowed: tuple[str, ...], name: str) -> list[
 
 
 def _clocks(value: Any, name: str) -> list[float | None]:
-    values = _as_list(value, "clocks_mhz", name)
+    values = _as_list(value, "clocks_mhz", name, allow_null=True)
     for item in values:
         if item is None:
             continue
-        if isinstance(item, bool) or not isinstance(item, (int, float)) or item <= 0:
-            raise InputError(f"{name}: 'clocks_mhz' values must be positive numbers in MHz "
-                             f"or null for the maximum clock, got {item!r}.")
+        is_number = not isinstance(item, bool) and isinstance(item, (int, float))
+        if not is_number or not math.isfinite(item) or item <= 0:
+            raise InputError(f"{name}: 'clocks_mhz' values must be positive, finite numbers "
+                             f"in MHz or null for the maximum clock, got {item!r}.")
     return [None if item is None else float(item) for item in values]
 
 

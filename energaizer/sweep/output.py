@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from energaizer.fileio import write_atomically
+from energaizer.fileio import make_output_folder, write_atomically
 from energaizer.sweep.run import SweepResult
 
 
@@ -30,8 +30,7 @@ def efficient_frontier(frame: pd.DataFrame) -> pd.Series:
 
 def write_results(result: SweepResult, folder: str | Path) -> dict[str, Path]:
     """Write results.parquet, results.csv and summary.png to `folder`; return their paths."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_output_folder(folder)
     frame = result.frame()
     frame["on_frontier"] = efficient_frontier(frame)
     paths = {

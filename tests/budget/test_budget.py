@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -73,14 +75,68 @@ def test_preflight_median_under_millisecond(preflight):
     assert statistics.median(timings) < 1e-3
 
 
-@pytest.mark.parametrize("text, value", [("5%", 0.05), ("0.1", 0.1), (" 12.5% ", 0.125)])
+@pytest.mark.parametrize("prompt_tokens, max_new_tokens", [
+    (math.nan, 10), (10, math.nan), (math.inf, 10), (10, -math.inf), (100.5, 10),
+    (True, 10), ("100", 10), (None, 10), (0, 10), (10, -1),
+])
+def test_preflight_rejects_invalid_request(preflight, prompt_tokens, max_new_tokens):
+    decision = preflight.check(prompt_tokens, max_new_tokens)
+    assert not decision.allow
+    assert decision.reason.startswith("invalid request")
+    assert math.isnan(decision.energy_j)
+    assert math.isnan(decision.cost_usd)
+
+
+def test_preflight_energy_raises_for_invalid_request(preflight):
+    with pytest.raises(InputError, match="whole numbers"):
+        preflight.energy_j(math.nan, 10)
+
+
+def test_preflight_accepts_whole_number_types(preflight):
+    expected = preflight.check(200, 50).energy_j
+    assert preflight.check(np.int64(200), np.int32(50)).energy_j == expected
+    assert preflight.check(200.0, np.float64(50.0)).energy_j == expected
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"max_energy_j": math.nan}, "max_energy_j must be a finite number"),
+    ({"max_energy_j": -1.0}, "max_energy_j must be at least 0"),
+    ({"max_cost_usd": math.inf}, "max_cost_usd must be a finite number"),
+    ({"pue": -1.0}, "pue must be at least 1"),
+    ({"pue": 0.5}, "pue must be at least 1"),
+    ({"pue": math.nan}, "pue must be a finite number"),
+    ({"electricity_usd_per_kwh": -0.1}, "electricity_usd_per_kwh must be at least 0"),
+    ({"electricity_usd_per_kwh": True}, "electricity_usd_per_kwh must be a finite number"),
+])
+def test_preflight_rejects_invalid_settings(settings, message):
+    # The settings are checked before the tables are built, so no table is computed here.
+    with pytest.raises(InputError, match=message):
+        Preflight(SPEC, **settings)
+
+
+@pytest.mark.parametrize("text, value", [
+    ("5%", 0.05), ("0.1", 0.1), (" 12.5% ", 0.125), ("1", 1.0), ("0", 0.0), ("250%", 2.5),
+])
 def test_tolerance_parsing(text, value):
     assert parse_tolerance(text) == pytest.approx(value)
 
 
-def test_tolerance_invalid():
-    with pytest.raises(InputError):
-        parse_tolerance("five")
+@pytest.mark.parametrize("text", ["five", "", "5%%", "%"])
+def test_tolerance_invalid(text):
+    with pytest.raises(InputError, match="invalid; give a percentage"):
+        parse_tolerance(text)
+
+
+@pytest.mark.parametrize("text", ["nan%", "nan", "inf", "-inf%", "-1%", "-0.05"])
+def test_tolerance_not_finite_or_negative(text):
+    with pytest.raises(InputError, match="finite number of at least 0"):
+        parse_tolerance(text)
+
+
+@pytest.mark.parametrize("text", ["5", "1.5", "10"])
+def test_tolerance_bare_number_ambiguous(text):
+    with pytest.raises(InputError, match=f"ambiguous; write {text}% .* or {float(text) / 100:g}"):
+        parse_tolerance(text)
 
 
 def test_baseline_detects_growth():

@@ -139,3 +139,19 @@ def test_cli_calibrate_needs_one_source(tmp_path):
     result = CliRunner().invoke(app, ["calibrate"])
     assert result.exit_code == 2
     assert "exactly one" in result.output
+
+
+def test_cli_calibrate_output_is_folder(tmp_path):
+    result = CliRunner().invoke(app, ["calibrate", "--simulate", "--output", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert f"Output file {tmp_path} is an existing folder" in result.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_calibrate_output_under_file(tmp_path):
+    existing = tmp_path / "afile"
+    existing.write_text("")
+    result = CliRunner().invoke(app, ["calibrate", "--simulate", "--output",
+                                      str(existing / "sim.json")])
+    assert result.exit_code == 2, result.output
+    assert f"{existing} is a file, not a folder" in result.output

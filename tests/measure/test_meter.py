@@ -102,6 +102,18 @@ def test_cli_measure_simulate(tmp_path):
     assert json.loads((tmp_path / "measure.json").read_text())["exit_code"] == 0
 
 
+def test_cli_measure_out_is_file(tmp_path):
+    existing = tmp_path / "afile"
+    existing.write_text("")
+    marker = tmp_path / "ran"
+    command = [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"]
+    result = CliRunner().invoke(app, ["measure", "--simulate", "--out", str(existing), "--",
+                                      *command])
+    assert result.exit_code == 2, result.output
+    assert f"Output folder {existing} is an existing file; give --out" in result.output
+    assert not marker.exists()
+
+
 def test_cli_measure_passes_exit_code():
     result = CliRunner().invoke(app, ["measure", "--simulate", "--", sys.executable, "-c",
                                       "raise SystemExit(7)"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from energaizer.costing.feature import (
 )
 from energaizer.costing.regions import carbon_intensity
 from energaizer.errors import InputError
+from energaizer.report.cost import grid_line
 
 EXAMPLE = REPOSITORY / "examples" / "chat-feature.yaml"
 SERVING = {"model": "llama-3.1-8b", "batch": 32, "prompt_tokens": 256, "output_tokens": 64}
@@ -162,3 +164,103 @@ def test_report_missing_spec_exit_code(tmp_path):
 
 def test_example_spec_loads():
     assert load_feature_spec(EXAMPLE).serving.batch == 64
+
+
+def test_report_output_is_file(tmp_path):
+    existing = tmp_path / "afile"
+    existing.write_text("keep me\n")
+    result = CliRunner().invoke(app, ["report", str(EXAMPLE), "-o", str(existing)])
+    assert result.exit_code == 2, result.output
+    assert f"Output folder {existing} is an existing file" in result.output
+    assert existing.read_text() == "keep me\n"
+
+
+def test_report_output_under_file(tmp_path):
+    existing = tmp_path / "afile"
+    existing.write_text("")
+    result = CliRunner().invoke(app, ["report", str(EXAMPLE), "-o", str(existing / "out")])
+    assert result.exit_code == 2, result.output
+    assert f"Cannot create output folder {existing / 'out'}" in result.output
+
+
+def _feature_file(folder: Path, calibration: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "feature.yaml"
+    path.write_text(f"serving: {{model: llama-3.1-8b, calibration: {calibration}}}\n")
+    return path
+
+
+@pytest.mark.parametrize("calibration, message", [
+    ("../outside.json", "leads outside the spec's folder"),
+    ("/etc/passwd", "is an absolute path"),
+])
+def test_feature_calibration_must_stay_inside(tmp_path, calibration, message):
+    path = _feature_file(tmp_path / "spec", calibration)
+    with pytest.raises(InputError, match=f"serving.calibration {calibration} {message}"):
+        load_feature_spec(path)
+
+
+def test_feature_calibration_symlink_outside(tmp_path):
+    (tmp_path / "outside.json").write_text("{}")
+    path = _feature_file(tmp_path / "spec", "linked.json")
+    (tmp_path / "spec" / "linked.json").symlink_to(tmp_path / "outside.json")
+    with pytest.raises(InputError, match="leads outside"):
+        load_feature_spec(path)
+
+
+def test_feature_calibration_resolved_inside(tmp_path):
+    path = _feature_file(tmp_path / "spec", "fits/a10.json")
+    feature = load_feature_spec(path)
+    assert feature.serving.calibration == str((tmp_path / "spec" / "fits" / "a10.json").resolve())
+
+
+def test_cli_report_calibration_outside(tmp_path):
+    path = _feature_file(tmp_path / "spec", "../outside.json")
+    result = CliRunner().invoke(app, ["report", str(path), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "leads outside" in result.output
+
+
+def test_region_unknown_logs_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="energaizer.costing.regions"):
+        found = carbon_intensity("mars:olympus")
+    assert found.fallback == "world"
+    assert "Region 'mars:olympus' has no carbon intensity" in caplog.text
+    assert f"world average of {found.carbon_intensity_g_per_kwh:g} g CO2e/kWh" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["SE", "aws:eu-north-1", "world", None])
+def test_region_known_no_warning(caplog, name):
+    with caplog.at_level(logging.WARNING, logger="energaizer.costing.regions"):
+        found = carbon_intensity(name)
+    assert caplog.text == ""
+    assert found.fallback != "world"
+
+
+def test_cli_report_unknown_region_warns(tmp_path, caplog):
+    spec = tmp_path / "feature.yaml"
+    spec.write_text(f"serving: {json.dumps(SERVING)}\nregion: mars:olympus\n")
+    with caplog.at_level(logging.WARNING, logger="energaizer.costing.regions"):
+        result = CliRunner().invoke(app, ["report", str(spec), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "Region 'mars:olympus' has no carbon intensity" in caplog.text
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert "Region mars:olympus: region not found, so the world average was used." in markdown
+
+
+def test_grid_line_explicit_intensity_ignores_region():
+    feature = feature_from_mapping({"serving": SERVING, "region": "FR",
+                                    "carbon_intensity_g_per_kwh": 100})
+    line = grid_line(feature_cost(feature).grid)
+    assert line == ("Grid carbon intensity 100 g CO2e/kWh, given in the feature spec; "
+                    "region FR was ignored.")
+
+
+def test_grid_line_no_region():
+    line = grid_line(carbon_intensity(None))
+    assert line.endswith(". No region given, so the world average was used.")
+    assert "not given:" not in line
+
+
+def test_grid_line_found_region():
+    assert grid_line(carbon_intensity("SE")).endswith("Region SE: found as given.")

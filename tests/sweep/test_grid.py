@@ -32,12 +32,45 @@ def test_single_values_become_lists():
     ({"models": ["gpt2"], "batch": [0]}, "at least 1"),
     ({"models": ["gpt2"], "batch": [True]}, "at least 1"),
     ({"models": ["gpt2"], "dtypes": ["fp8"]}, "'dtypes' value 'fp8' is invalid"),
-    ({"models": ["gpt2"], "clocks_mhz": [-5]}, "positive numbers in MHz"),
+    ({"models": ["gpt2"], "clocks_mhz": [-5]}, "positive, finite numbers in MHz"),
+    ({"models": ["gpt2"], "clocks_mhz": [float("nan")]}, "positive, finite numbers in MHz"),
+    ({"models": ["gpt2"], "clocks_mhz": [float("inf")]}, "positive, finite numbers in MHz"),
+    ({"models": ["gpt2"], "clocks_mhz": ["fast"]}, "positive, finite numbers in MHz"),
     ({"models": []}, "'models' is empty"),
+    ({"models": ["gpt2"], "gpus": [["a10"]]}, "'gpus' values must be single values"),
 ])
 def test_invalid_grid_rejected(document, message):
     with pytest.raises(InputError, match=message):
         grid_from_mapping(document)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("models", ["gpt2", None]), ("models", None), ("gpus", ["a10", None]), ("gpus", None),
+    ("batch", [1, None]), ("seq", [None]), ("dtypes", [None]), ("phases", ["prefill", None]),
+    ("attention", [None]),
+])
+def test_null_entry_rejected(key, value):
+    document = {"models": ["gpt2"], key: value}
+    with pytest.raises(InputError, match=f"'{key}' contains null"):
+        grid_from_mapping(document)
+
+
+def test_null_trace_rejected(tmp_path):
+    (tmp_path / "a.json").write_text("[]")
+    with pytest.raises(InputError, match="'traces' contains null"):
+        grid_from_mapping({"traces": ["a.json", None]}, base=tmp_path)
+
+
+def test_null_clock_is_default():
+    grid = grid_from_mapping({"models": ["gpt2"], "clocks_mhz": [None, 900]})
+    assert grid.clocks_mhz == [None, 900.0]
+
+
+def test_null_entry_rejected_from_yaml(tmp_path):
+    path = tmp_path / "grid.yaml"
+    path.write_text("models: [gpt2]\ngpus: [a10, null]\n")
+    with pytest.raises(InputError, match=f"{path}: 'gpus' contains null"):
+        load_grid(path)
 
 
 def test_trace_folder_expands(tmp_path):
