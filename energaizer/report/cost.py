@@ -147,6 +147,11 @@ def assumption_lines(report: CostReport) -> list[str]:
         (f"Model {spec.serving.model} on {spec.serving.num_gpus} x {serving.estimate.gpu.name}, "
          f"{spec.serving.batch} requests in flight, mean prompt {serving.prompt_tokens:.0f} and "
          f"mean output {serving.output_tokens:.0f} tokens."),
+        (f"Prefix-cache hit rate {spec.serving.prefix_cache_hit_rate:g} (share of prompt "
+         "tokens whose prefill is skipped); kernel times "
+         + ("analytical, as for CUDA-graph decode."
+            if spec.serving.time_corrections == "none"
+            else "with the calibration's corrections for eager PyTorch runs.")),
         f"PUE {spec.pue:g}, applied once to IT energy to give facility energy.",
         (f"Electricity {spec.electricity_usd_per_kwh:g} USD/kWh, GPU rental "
          f"{spec.gpu_usd_per_hour:g} USD per GPU-hour, {spec.requests_per_day:g} requests per "

@@ -147,6 +147,12 @@ def test_report_markdown_states_fallback(report_dir):
     assert "country's was used" in text
 
 
+def test_report_markdown_states_serving_settings(report_dir):
+    text = (report_dir / "report.md").read_text()
+    assert "Prefix-cache hit rate 0 " in text
+    assert "kernel times analytical, as for CUDA-graph decode" in text
+
+
 def test_report_html_self_contained(report_dir):
     page = (report_dir / "report.html").read_text()
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
