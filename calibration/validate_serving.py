@@ -205,6 +205,8 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     frame = pd.DataFrame(results)
     summary = {}
     for (preset, gpus, subset), group in frame.groupby(["preset", "num_gpus", "set"]):
+        # Rows of models that share an architecture share a preset (Llama-3.3-70B is
+        # estimated as llama-3.1-70b), so a line may cover several models.
         summary[f"{preset} x{gpus} ({subset})"] = {
             f"{key}_mape": round(float(group[f"{key}_error"].abs().mean() * 100), 1)
             for key in ("token_j", "tokens_per_s", "power_w", "itl_ms")
@@ -270,7 +272,8 @@ def fit(rows: pd.DataFrame, csv_path: Path) -> tuple[Calibration, float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
+    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV,
+                        help="ML.ENERGY v3 H100 serving CSV (default: the shared data copy).")
     parser.add_argument("--fit", action="store_true",
                         help=f"Refit and write {CALIBRATION_PATH.relative_to(REPOSITORY)}.")
     parser.add_argument("--json", type=Path, help="Also write every number to this file.")
@@ -297,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
         save_calibration(calibration, CALIBRATION_PATH)
         print(f"wrote {CALIBRATION_PATH}")
     scales = calibration.fitted_on
+    fit_models = sorted(set(rows[rows["fit_set"]]["model_id"]))
+    held_out = sorted(set(rows[~rows["fit_set"]]["model_id"]))
+    print(f"Fitted on {', '.join(fit_models)}; held out: {', '.join(held_out)}.")
     print(f"GPU profile {GPU_PROFILE}; prompt mix {prompt_tokens:g} tokens with a prefix-cache "
           f"hit rate of {hit_rate:g}; power scales DRAM {scales['dram_scale']:.3f}, "
           f"SM {scales['core_scale']:.3f}.\n")
