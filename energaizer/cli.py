@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
@@ -323,4 +324,9 @@ _register_commands()
 
 def main() -> None:
     """Entry point of the `energaizer` console script."""
+    if hasattr(signal, "SIGPIPE"):
+        # When a reader such as `head` closes the output early, end quietly as other
+        # command-line tools do (status 141 in the shell), not with exit code 1, which
+        # means a failed check.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     app()
