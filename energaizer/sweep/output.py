@@ -10,22 +10,35 @@ from energaizer.fileio import make_output_folder, write_atomically
 from energaizer.sweep.run import SweepResult
 
 
-def efficient_frontier(frame: pd.DataFrame) -> pd.Series:
+def efficient_frontier(frame: pd.DataFrame, by: str | None = "model") -> pd.Series:
     """Mark the rows that no other row beats on both time and energy per item.
 
-    Rows with an error or missing values are never on the frontier.
+    With a `by` column in the frame, each of its values (each model, by default) has its
+    own frontier, because an item of one model is not an item of another. Rows with an
+    error or missing values are never on the frontier.
     """
     marked = pd.Series(False, index=frame.index)
     if "energy_per_item_j" not in frame or "time_per_item_s" not in frame:
         return marked
     usable = frame.dropna(subset=["energy_per_item_j", "time_per_item_s"])
+    if by is not None and by in usable:
+        for _, group in usable.groupby(by, sort=False, dropna=False):
+            marked[_frontier_of(group)] = True
+        return marked
+    marked[_frontier_of(usable)] = True
+    return marked
+
+
+def _frontier_of(usable: pd.DataFrame) -> list:
+    """Return the index labels of the undominated rows of `usable`."""
+    labels = []
     ordered = usable.sort_values(["time_per_item_s", "energy_per_item_j"], kind="stable")
     lowest_energy = float("inf")
     for index, energy in ordered["energy_per_item_j"].items():
         if energy < lowest_energy:
-            marked[index] = True
+            labels.append(index)
             lowest_energy = energy
-    return marked
+    return labels
 
 
 def write_results(result: SweepResult, folder: str | Path) -> dict[str, Path]:
@@ -54,12 +67,17 @@ def plot_summary(frame: pd.DataFrame, path: Path) -> None:
     figure, axes = plt.subplots(figsize=(7, 5))
     if "energy_per_item_j" in frame:
         usable = frame.dropna(subset=["energy_per_item_j", "time_per_item_s"])
-        axes.scatter(usable["time_per_item_s"] * 1e3, usable["energy_per_item_j"], s=12,
-                     alpha=0.6, label="configurations")
-        frontier = usable[usable["on_frontier"]].sort_values("time_per_item_s")
-        axes.plot(frontier["time_per_item_s"] * 1e3, frontier["energy_per_item_j"], "o-",
-                  color="tab:red", label="efficient frontier")
-        axes.legend()
+        groups = (usable.groupby("model", sort=False) if "model" in usable
+                  else [("configurations", usable)])
+        for name, group in groups:
+            points = axes.scatter(group["time_per_item_s"] * 1e3, group["energy_per_item_j"],
+                                  s=12, alpha=0.5, label=str(name))
+            frontier = group[group["on_frontier"]].sort_values("time_per_item_s")
+            axes.plot(frontier["time_per_item_s"] * 1e3, frontier["energy_per_item_j"], "o-",
+                      color=points.get_facecolor()[0], alpha=1.0, linewidth=1.5)
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.legend(title="points; lines: efficient frontier", fontsize="small")
     axes.set_xlabel("time per item (ms)")
     axes.set_ylabel("energy per item (J)")
     axes.set_title("Sweep: energy against time per item")

@@ -56,14 +56,16 @@ def estimate_item(item: dict[str, Any], calibration: str | None) -> dict[str, An
         return row
     items_per_pass = item.get("batch") or max(1, len(result.steps))
     return _finished_row(item, result.gpu.profile, result.energy_j, result.duration_s,
-                         result.avg_power_w, items_per_pass)
+                         result.avg_power_w, items_per_pass, result.gpu.clock_mhz)
 
 
 def _finished_row(item: dict[str, Any], profile_id: str, energy_j: float, duration_s: float,
-                  avg_power_w: float, items_per_pass: int) -> dict[str, Any]:
+                  avg_power_w: float, items_per_pass: int, clock_used_mhz: float) -> dict[str, Any]:
     row = dict(item)
     row.update(
         gpu_profile=profile_id,
+        # The clock the estimate ran at: the requested one unless power capping lowered it.
+        clock_used_mhz=clock_used_mhz,
         energy_j=energy_j,
         duration_s=duration_s,
         avg_power_w=avg_power_w,
@@ -142,4 +144,4 @@ def _shared_row(item: dict[str, Any], shared: SharedInputs) -> dict[str, Any] | 
     run = simulate_workload(workload, profile, shared.calibration_for(profile), clock_mhz,
                             None)
     return _finished_row(item, profile.id, run.energy_j, run.duration_s, run.avg_power_w,
-                         batch)
+                         batch, run.clock_mhz)

@@ -88,6 +88,16 @@ def test_frontier_marks_undominated_rows():
     assert efficient_frontier(frame).tolist() == [True, True, True, False, False]
 
 
+def test_frontier_per_model():
+    frame = pd.DataFrame({
+        "model": ["small", "small", "large", "large"],
+        "time_per_item_s": [1.0, 2.0, 10.0, 20.0],
+        "energy_per_item_j": [1.0, 2.0, 50.0, 40.0],
+    })
+    assert efficient_frontier(frame).tolist() == [True, False, True, True]
+    assert efficient_frontier(frame, by=None).tolist() == [True, False, False, False]
+
+
 def test_unknown_executor_rejected(small_grid):
     with pytest.raises(energaizer.errors.InputError, match="executor"):
         run_sweep(small_grid, executor="ray")

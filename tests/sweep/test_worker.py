@@ -31,7 +31,8 @@ def _public_row(item):
         result = energaizer.estimate(**item)
     except EnergaizerError as error:
         return f"{type(error).__name__}: {error}"
-    return result.energy_j, result.duration_s, result.avg_power_w, result.provenance
+    return (result.energy_j, result.duration_s, result.avg_power_w, result.provenance,
+            result.gpu.clock_mhz)
 
 
 def test_rows_match_single_estimates():
@@ -44,11 +45,12 @@ def test_rows_match_single_estimates():
             assert row["error"] == expected, item
             kinds["failed"] += 1
             continue
-        energy_j, duration_s, avg_power_w, provenance = expected
+        energy_j, duration_s, avg_power_w, provenance, clock_mhz = expected
         assert row["error"] is None, item
         assert row["energy_j"] == pytest.approx(energy_j, rel=RELATIVE_TOLERANCE), item
         assert row["duration_s"] == pytest.approx(duration_s, rel=RELATIVE_TOLERANCE), item
         assert row["avg_power_w"] == pytest.approx(avg_power_w, rel=RELATIVE_TOLERANCE), item
+        assert row["clock_used_mhz"] == pytest.approx(clock_mhz, rel=RELATIVE_TOLERANCE), item
         kinds["ok"] += 1
         kinds["clocked"] += item["clock_mhz"] is not None
         kinds["throttled"] += any("Power capping" in text for text in provenance["warnings"])
