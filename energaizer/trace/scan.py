@@ -107,8 +107,12 @@ def scan_events(data: bytes, repair: bool = True) -> ScanResult:
         result.metadata = extract_metadata(data[:array_start])
         return result
     if data[first : first + 1] == b"]":
-        result.metadata = extract_metadata(data[:array_start] + data[first + 1 :])
-        return result
+        next_event = data.find(b"{", first)
+        if next_event < 0 or _closes_file(data[first + 1 :], result.form):
+            result.metadata = extract_metadata(data[:array_start] + data[first + 1 :])
+            return result
+        # Events follow this `]`, so it is damage, not the end of an empty array.
+        first = next_event
 
     starts = [first] + [m.end() - 1 for m in _BOUNDARY.finditer(data, first)]
     tail_start = _scan_pieces(data, starts, result, repair)
@@ -188,6 +192,14 @@ def _decode_final_event(data: bytes, start: int, result: ScanResult, repair: boo
             result.events.append(event)
             return match.end()
     return None
+
+
+def _closes_file(after_array: bytes, form: str) -> bool:
+    """True when the bytes after an event array end the file validly for its form."""
+    tail = after_array.strip(_WHITESPACE)
+    if form == "array":
+        return not tail
+    return bool(tail) and _is_object_tail(tail)
 
 
 def _is_object_tail(tail: bytes) -> bool:

@@ -11,6 +11,7 @@ from factories import kernel, trace_document, write_trace
 from energaizer.errors import TraceError, TruncatedTraceError
 from energaizer.trace import read_trace
 from energaizer.trace.decode import decode_trace
+from energaizer.trace.scan import scan_events
 from energaizer.trace.tables import TableBuilder
 
 FOUR_EVENTS = [
@@ -49,6 +50,27 @@ def test_broken_object_strict_names_offset_and_index(tmp_path, broken_index):
     assert caught.value.byte_offset is not None
     assert f"event {broken_index}" in str(caught.value)
     assert "--lenient" in str(caught.value)
+
+
+@pytest.mark.parametrize("form", ["array", "object"])
+def test_stray_bracket_before_first_event_lenient(tmp_path, form):
+    body = b"[]" + b",\n".join(_array_bytes(FOUR_EVENTS)) + b"\n]"
+    text = body if form == "array" else b'{"traceEvents": ' + body + b"}"
+    path = tmp_path / "stray.json"
+    path.write_bytes(text)
+    with pytest.raises(TraceError):
+        read_trace(path)
+    trace = read_trace(path, lenient=True)
+    assert list(trace.gpu_activity["name"]) == ["k0", "k1", "k2", "k3"]
+
+
+@pytest.mark.parametrize("text", [b'{"traceEvents": [ ], "schemaVersion": 1}', b"[ ]\n"])
+def test_scanner_reads_empty_event_array(text):
+    scanned = scan_events(text)
+    assert scanned.events == []
+    assert scanned.skipped_events == 0
+    assert not scanned.truncated
+    assert scanned.metadata == ({"schemaVersion": 1} if text.startswith(b"{") else {})
 
 
 @pytest.mark.parametrize("broken_index", [0, 2, 3])
