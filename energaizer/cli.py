@@ -18,6 +18,7 @@ from rich.text import Text
 
 from energaizer import __version__
 from energaizer.errors import EnergaizerError, InputError
+from energaizer.progress import ProgressBar
 
 app = typer.Typer(
     name="energaizer",
@@ -38,6 +39,28 @@ JsonOption = typer.Option(False, "--json", help="Print one JSON object instead o
 
 def _console() -> Console:
     return Console(quiet=_state["quiet"], soft_wrap=False)
+
+
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def progress_enabled() -> bool:
+    """Return True when progress bars are drawn: stderr is a terminal, without --quiet."""
+    return not _state["quiet"] and _stderr_is_terminal()
+
+
+def trace_progress(trace: Path) -> ProgressBar:
+    """Return a progress bar for reading a trace. It counts the bytes of a file, or the
+    traces of a folder or tar archive, and reads "analyzing" once reading is done."""
+    from energaizer.trace import is_trace_folder
+
+    if is_trace_folder(trace):
+        return ProgressBar(progress_enabled(), description="reading traces", unit="items",
+                           finished_description="analyzing")
+    size = trace.stat().st_size if trace.is_file() else None
+    return ProgressBar(progress_enabled(), total=size, description="reading trace",
+                       unit="bytes", finished_description="analyzing")
 
 
 def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -92,11 +115,13 @@ def analyze(
     from energaizer.report.terminal import render_analysis
     from energaizer.trace import is_trace_folder, read_trace, read_trace_folder
 
-    if is_trace_folder(trace):
-        traces = [item.trace for item in read_trace_folder(trace, lenient=lenient)]
-    else:
-        traces = [read_trace(trace, lenient=lenient)]
-    summaries = [summarize_analysis(analyze_trace(item)) for item in traces]
+    with trace_progress(trace) as progress:
+        if is_trace_folder(trace):
+            ranks = read_trace_folder(trace, lenient=lenient, progress=progress)
+            traces = [item.trace for item in ranks]
+        else:
+            traces = [read_trace(trace, lenient=lenient, progress=progress)]
+        summaries = [summarize_analysis(analyze_trace(item)) for item in traces]
     if json_output:
         _print_json(summaries[0] if len(summaries) == 1 else {"ranks": summaries})
         return
@@ -229,12 +254,19 @@ def estimate(
         return
     _reject_options(serving_only, "only with --serving")
 
-    result = run_estimate(
-        trace=trace, model=model, workload=workload, batch=batch, seq=seq,
-        dtype=(dtype or Dtype.bf16).value, phase=(phase or Phase.prefill).value,
-        attention=(attention or Attention.default).value, gpu=gpu, clock_mhz=clock_mhz,
-        power_limit_w=power_limit_w, calibration=calibration, lenient=lenient,
-    )
+    if trace is not None:
+        bar = trace_progress(trace)
+    else:
+        # The first estimate of a model captures it, which can take several seconds.
+        bar = ProgressBar(progress_enabled(), description="estimating", unit=None)
+    with bar as progress:
+        result = run_estimate(
+            trace=trace, model=model, workload=workload, batch=batch, seq=seq,
+            dtype=(dtype or Dtype.bf16).value, phase=(phase or Phase.prefill).value,
+            attention=(attention or Attention.default).value, gpu=gpu, clock_mhz=clock_mhz,
+            power_limit_w=power_limit_w, calibration=calibration, lenient=lenient,
+            progress=progress,
+        )
     if json_output:
         _print_json(result.to_dict())
         return

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from energaizer.errors import InputError
 from energaizer.power.limits import check_operating_point
+from energaizer.progress import ProgressCallback
 from energaizer.results import Estimate
 
 DEFAULT_MODEL = "llama-3.1-8b"
@@ -38,6 +39,7 @@ def estimate(
     power_limit_w: float | None = None,
     calibration: str | Path | None = None,
     lenient: bool = False,
+    progress: ProgressCallback | None = None,
 ) -> Estimate:
     """Estimate energy, power and time of one pass of a workload on a GPU.
 
@@ -46,7 +48,9 @@ def estimate(
     `attention`) or `workload` (an op-list JSON file). `gpu` names a GPU profile (for a
     trace it overrides, and retargets to, the recorded GPU). `clock_mhz` sets the SM
     clock; `power_limit_w` caps power below the profile's limit; `calibration` points to
-    a calibration profile file. Raises InputError (or a subclass) on bad input.
+    a calibration profile file. `progress` is called with (done, total) while a trace is
+    read: bytes of a trace file, or traces of a folder. Raises InputError (or a
+    subclass) on bad input.
     """
     sources = [name for name, value in (("trace", trace), ("model", model), ("workload", workload))
                if value is not None]
@@ -61,7 +65,8 @@ def estimate(
             check_operating_point(load_profile(gpu), clock_mhz, power_limit_w)
 
         return estimate_trace(trace, gpu=gpu, lenient=lenient, clock_mhz=clock_mhz,
-                              power_limit_w=power_limit_w, calibration=calibration)
+                              power_limit_w=power_limit_w, calibration=calibration,
+                              progress=progress)
     return _estimate_workload_source(model, workload, batch, seq, dtype, phase, attention,
                                      gpu, clock_mhz, power_limit_w, calibration)
 

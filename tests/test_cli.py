@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 import pytest
 from factories import trace_document, training_steps, write_trace
@@ -89,3 +90,92 @@ def test_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
     assert "energaizer" in result.stdout
+
+
+# Progress bars: drawn on a terminal only, never under --quiet.
+
+class _RecordedBar:
+    """Stands in for ProgressBar and records how it was made and updated."""
+
+    instances: ClassVar[list[_RecordedBar]] = []
+
+    def __init__(self, enabled, total=None, description="", unit="items",
+                 finished_description=None):
+        self.enabled = enabled
+        self.description = description
+        self.unit = unit
+        self.updates: list[tuple[int, int]] = []
+        _RecordedBar.instances.append(self)
+
+    def __enter__(self):
+        return self._record if self.enabled else None
+
+    def _record(self, done, total):
+        self.updates.append((done, total))
+
+    def __exit__(self, *exc_info):
+        return None
+
+
+@pytest.fixture()
+def recorded_bars(monkeypatch):
+    _RecordedBar.instances = []
+    monkeypatch.setattr("energaizer.cli.ProgressBar", _RecordedBar)
+    return _RecordedBar.instances
+
+
+@pytest.fixture()
+def terminal(monkeypatch):
+    monkeypatch.setattr("energaizer.cli._stderr_is_terminal", lambda: True)
+
+
+@pytest.mark.parametrize("command", [["estimate", "--trace"], ["analyze"]])
+def test_progress_off_without_terminal(trace_path, command):
+    result = runner.invoke(app, [*command, str(trace_path)])
+    assert result.exit_code == 0, result.output
+    assert "reading trace" not in result.stderr
+    assert "analyzing" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["estimate", "--trace"], ["analyze"]])
+def test_progress_bar_not_enabled_without_terminal(trace_path, recorded_bars, command):
+    result = runner.invoke(app, [*command, str(trace_path)])
+    assert result.exit_code == 0, result.output
+    assert len(recorded_bars) == 1
+    assert not recorded_bars[0].enabled
+
+
+@pytest.mark.parametrize("command", [["estimate", "--trace"], ["analyze"]])
+def test_progress_off_with_quiet(trace_path, recorded_bars, terminal, command):
+    result = runner.invoke(app, ["--quiet", *command, str(trace_path)])
+    assert result.exit_code == 0, result.output
+    assert len(recorded_bars) == 1
+    assert not recorded_bars[0].enabled
+    assert recorded_bars[0].updates == []
+
+
+@pytest.mark.parametrize("command", [["estimate", "--trace"], ["analyze"]])
+def test_progress_counts_trace_bytes(trace_path, recorded_bars, terminal, command):
+    result = runner.invoke(app, [*command, str(trace_path)])
+    assert result.exit_code == 0, result.output
+    bar = recorded_bars[0]
+    assert bar.enabled
+    assert bar.unit == "bytes"
+    size = trace_path.stat().st_size
+    assert bar.updates[-1] == (size, size)
+
+
+def test_progress_ticks_per_folder_trace(tmp_path, recorded_bars, terminal):
+    for rank in range(2):
+        document = trace_document(training_steps(steps=2), distributed={"rank": rank})
+        write_trace(tmp_path / f"rank{rank}.json", document)
+    result = runner.invoke(app, ["estimate", "--trace", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert recorded_bars[0].updates == [(1, 2), (2, 2)]
+
+
+def test_model_estimate_shows_bar_on_terminal(recorded_bars, terminal):
+    result = runner.invoke(app, ["estimate", "--model", "llama-3.1-8b", "--json"])
+    assert result.exit_code == 0, result.output
+    assert recorded_bars[0].enabled
+    assert recorded_bars[0].unit is None

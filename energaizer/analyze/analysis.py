@@ -64,10 +64,14 @@ def analyze_trace(trace: Trace) -> TraceAnalysis:
     nesting = nest_operators(trace.cpu_ops, trace.runtime)
     links = link_activity(trace.gpu_activity, trace.runtime, trace.cpu_ops, nesting)
     activity = _annotate(trace, links)
-    devices = [
-        _analyze_device(device, rows.reset_index(drop=True), trace)
-        for device, rows in activity.groupby("device", sort=True)
-    ]
+    if activity["device"].nunique() == 1:
+        # With one GPU, the grouping below would only copy the rows.
+        devices = [_analyze_device(int(activity["device"].iloc[0]), activity, trace)]
+    else:
+        devices = [
+            _analyze_device(device, rows.reset_index(drop=True), trace)
+            for device, rows in activity.groupby("device", sort=True)
+        ]
     analysis = TraceAnalysis(
         trace=trace,
         vendor=detect_vendor(trace),
@@ -88,25 +92,67 @@ def analyze_trace(trace: Trace) -> TraceAnalysis:
 def _annotate(trace: Trace, links: Links) -> pd.DataFrame:
     """Add CPU op names, shapes, launch times and op classes to the activity rows."""
     activity = trace.gpu_activity.copy()
-    cpu_names = np.asarray(trace.cpu_ops["name"].tolist() + [""], dtype=object)
-    dims_text = np.asarray([_json_or_empty(d) for d in trace.cpu_ops["input_dims"]] + [""], dtype=object)
-    types_text = np.asarray([_json_or_empty(t) for t in trace.cpu_ops["input_types"]] + [""], dtype=object)
-    activity["cpu_op"] = cpu_names[links.op_index]  # NOT_LINKED (-1) picks the trailing ""
-    activity["top_op"] = cpu_names[links.top_op_index]
-    activity["input_dims"] = dims_text[links.shape_op_index]
-    activity["input_types"] = types_text[links.shape_op_index]
-    activity["shape_op"] = cpu_names[links.shape_op_index]
+    cpu_names = trace.cpu_ops["name"]
+    activity["cpu_op"] = _names_at(cpu_names, links.op_index)
+    activity["top_op"] = _names_at(cpu_names, links.top_op_index)
+    activity["input_dims"] = _json_texts(trace.cpu_ops["input_dims"], links.shape_op_index)
+    activity["input_types"] = _json_texts(trace.cpu_ops["input_types"], links.shape_op_index)
+    activity["shape_op"] = _names_at(cpu_names, links.shape_op_index)
     launch_ts = trace.runtime["ts_us"].to_numpy() if len(trace.runtime) else np.zeros(1)
     activity["launch_ts_us"] = np.where(
         links.runtime_index != NOT_LINKED, launch_ts[np.maximum(links.runtime_index, 0)], np.nan
     )
-    activity["op_class"] = [
+    activity["op_class"] = _op_classes(activity)
+    return activity
+
+
+def _op_classes(activity: pd.DataFrame) -> list[str]:
+    """Classify each activity, once per distinct (name, cpu op, top op, category)."""
+    columns = ("name", "cpu_op", "top_op", "category")
+    combined = np.zeros(len(activity), dtype=np.int64)
+    for column in columns:
+        codes, values = pd.factorize(activity[column], use_na_sentinel=False)
+        # Renumbered after each column, so the product stays below rows * values.
+        combined, _ = pd.factorize(combined * len(values) + codes)
+    _, first_rows = np.unique(combined, return_index=True)
+    firsts = activity.iloc[first_rows]
+    classes = [
         classify_kernel(name, cpu_op or top_op or None, category).value
         for name, cpu_op, top_op, category in zip(
-            activity["name"], activity["cpu_op"], activity["top_op"], activity["category"]
+            *(firsts[column].tolist() for column in columns)
         )
     ]
-    return activity
+    return np.asarray(classes, dtype=object)[combined].tolist()
+
+
+def _names_at(names: pd.Series, positions: np.ndarray) -> np.ndarray:
+    """Return the name at each position ("" for NOT_LINKED) as an object array, reading
+    only the distinct positions from the column."""
+    distinct, inverse = np.unique(positions, return_inverse=True)
+    if len(names):
+        picked = names.iloc[np.maximum(distinct, 0)].to_numpy(dtype=object)
+    else:
+        picked = np.empty(len(distinct), dtype=object)
+    picked[distinct == NOT_LINKED] = ""
+    return picked[inverse.reshape(-1)]
+
+
+def _json_texts(values: pd.Series, positions: np.ndarray) -> np.ndarray:
+    """Return the compact JSON text of the value at each position ("" for NOT_LINKED).
+
+    Each distinct object is encoded once, because the trace reader stores one list per
+    distinct shape, which every op with that shape shares.
+    """
+    distinct, inverse = np.unique(positions, return_inverse=True)
+    # NOT_LINKED (-1) picks the trailing None, whose text is "".
+    objects = np.append(values.to_numpy(dtype=object), None)[distinct]
+    # Every object is alive in `values`, so no two of them share an id.
+    object_ids = np.fromiter(map(id, objects), dtype=np.int64, count=len(objects))
+    object_codes, _ = pd.factorize(object_ids)
+    _, first_positions = np.unique(object_codes, return_index=True)
+    texts = np.asarray([_json_or_empty(objects[position]) for position in first_positions],
+                       dtype=object)
+    return texts[object_codes][inverse.reshape(-1)]
 
 
 def _json_or_empty(value: object) -> str:

@@ -11,6 +11,7 @@ import typer
 
 from energaizer.cli import JsonOption, _console, _print_json, _state, reports_errors
 from energaizer.errors import ItemsFailedError
+from energaizer.progress import ProgressBar
 
 
 class Executor(str, Enum):
@@ -61,7 +62,7 @@ def sweep(
     make_output_folder(output)
     cache = None if no_cache else ResultCache(cache_dir or DEFAULT_CACHE_DIR)
     show_progress = not _state["quiet"] and not json_output and sys.stderr.isatty()
-    with _ProgressBar(show_progress, len(loaded.items())) as progress:
+    with ProgressBar(show_progress, len(loaded.items()), description="sweep") as progress:
         result = run_sweep(loaded, executor=executor.value, workers=workers, cache=cache,
                            scheduler_address=scheduler, progress=progress)
     paths = write_results(result, output)
@@ -118,31 +119,3 @@ def _print_summary(summary: dict[str, Any], output: Path) -> None:
     if len(groups) > MAX_PRINTED_ERROR_GROUPS:
         console.print(f"and {len(groups) - MAX_PRINTED_ERROR_GROUPS} more distinct errors; "
                       "see the error column of results.csv", highlight=False)
-
-
-class _ProgressBar:
-    """A rich progress bar on stderr, or a no-op callback when it is turned off."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled = enabled
-        self.total = total
-        self._progress = None
-        self._task = None
-
-    def __enter__(self):
-        if not self.enabled:
-            return None
-        from rich.console import Console
-        from rich.progress import Progress
-
-        self._progress = Progress(console=Console(stderr=True), transient=True)
-        self._progress.start()
-        self._task = self._progress.add_task("sweep", total=self.total)
-        return self._update
-
-    def _update(self, done: int, total: int) -> None:
-        self._progress.update(self._task, completed=done, total=total)
-
-    def __exit__(self, *exc_info) -> None:
-        if self._progress is not None:
-            self._progress.stop()

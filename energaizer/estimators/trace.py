@@ -22,27 +22,31 @@ from energaizer.hardware.matching import match_device
 from energaizer.hardware.profiles import GpuProfile, load_profile
 from energaizer.power.simulate import MIN_CLOCK_SHARE
 from energaizer.power.timeline import TimelineEnergy, integrate_timeline
+from energaizer.progress import ProgressCallback
 from energaizer.results import ClassEnergy, Estimate, GpuInfo, KernelEnergy, StepEnergy
 from energaizer.trace import is_trace_folder, read_trace, read_trace_folder
 
 
 def estimate_trace(path: str | Path, gpu: str | None = None, lenient: bool = False,
                    clock_mhz: float | None = None, power_limit_w: float | None = None,
-                   calibration: str | Path | None = None) -> Estimate:
+                   calibration: str | Path | None = None,
+                   progress: ProgressCallback | None = None) -> Estimate:
     """Estimate one trace file, or every rank of a folder or tar archive of traces.
 
     `gpu` names the GPU to estimate on; when the trace records a different GPU, kernel
     times are retargeted to it. `clock_mhz` and `power_limit_w` set the target's clock
-    and cap; `calibration` is a calibration profile file for the target.
+    and cap; `calibration` is a calibration profile file for the target. `progress`
+    follows the reading, as `read_trace` or `read_trace_folder` reports it.
     """
     options = _Options(load_profile(gpu) if gpu else None, clock_mhz, power_limit_w, calibration)
     if is_trace_folder(path):
         ranks = [
             _estimate_analysis(analyze_trace(item.trace), options, rank=item.rank)
-            for item in read_trace_folder(path, lenient=lenient)
+            for item in read_trace_folder(path, lenient=lenient, progress=progress)
         ]
         return combine_estimates(ranks, {"kind": "trace", "path": str(path), "ranks": len(ranks)})
-    return _estimate_analysis(analyze_trace(read_trace(path, lenient=lenient)), options)
+    trace = read_trace(path, lenient=lenient, progress=progress)
+    return _estimate_analysis(analyze_trace(trace), options)
 
 
 @dataclass
@@ -222,8 +226,10 @@ def _shift_function(activity: pd.DataFrame, new_starts: np.ndarray):
 
 
 def _by_class(activity: pd.DataFrame, timeline: TimelineEnergy) -> list[ClassEnergy]:
+    # `.array` keeps the string columns as they are. `.to_numpy()` would turn them into
+    # Python strings that the frame then converts back.
     frame = pd.DataFrame({
-        "op_class": activity["op_class"].to_numpy(),
+        "op_class": activity["op_class"].array,
         "dur_us": activity["dur_us"].to_numpy(),
         "energy_j": timeline.activity_energy_j,
     })
@@ -254,8 +260,8 @@ def _steps(device: DeviceAnalysis, activity: pd.DataFrame, timeline: TimelineEne
 
 def _top_kernels(activity: pd.DataFrame, timeline: TimelineEnergy) -> list[KernelEnergy]:
     frame = pd.DataFrame({
-        "name": activity["name"].to_numpy(),
-        "op_class": activity["op_class"].to_numpy(),
+        "name": activity["name"].array,
+        "op_class": activity["op_class"].array,
         "dur_us": activity["dur_us"].to_numpy(),
         "energy_j": timeline.activity_energy_j,
     })

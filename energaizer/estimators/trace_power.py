@@ -111,13 +111,26 @@ def _activities(activity: pd.DataFrame, busy: np.ndarray, priced: np.ndarray,
 
 
 def _typical_matrix(activity: pd.DataFrame) -> np.ndarray:
-    rows = []
-    for op_class, name in zip(activity["op_class"], activity["name"]):
-        values = TYPICAL_ACTIVITY[OpClass(op_class)]
-        if OpClass(op_class) in _COMPUTE_CLASSES and _SIMT_NAME.search(name):
-            values = _COMPUTE_SIMT
-        rows.append([values[m] for m in MODULES])
-    return np.array(rows, dtype=np.float64).reshape(len(rows), len(MODULES))
+    """Return the typical module activity per row, looked up once per distinct
+    (op class, name)."""
+    class_codes, op_classes = pd.factorize(activity["op_class"])
+    name_codes, names = pd.factorize(activity["name"])
+    name_count = max(len(names), 1)
+    pairs, pair_of_row = np.unique(class_codes.astype(np.int64) * name_count + name_codes,
+                                   return_inverse=True)
+    table = np.array(
+        [_typical_row(op_classes[pair // name_count], names[pair % name_count])
+         for pair in pairs.tolist()],
+        dtype=np.float64,
+    ).reshape(len(pairs), len(MODULES))
+    return table[pair_of_row.reshape(-1)]
+
+
+def _typical_row(op_class: str, name: str) -> list[float]:
+    values = TYPICAL_ACTIVITY[OpClass(op_class)]
+    if OpClass(op_class) in _COMPUTE_CLASSES and _SIMT_NAME.search(name):
+        values = _COMPUTE_SIMT
+    return [values[m] for m in MODULES]
 
 
 def _class_ratio(op_class: OpClass, name: str, recorded: GpuProfile, target: GpuProfile,

@@ -18,7 +18,8 @@ GPU_USER_ANNOTATION = "gpu_user_annotation"
 # Categories of events that run on the GPU timeline.
 GPU_ACTIVITY = frozenset({KERNEL, MEMCPY, MEMSET})
 
-_CANONICAL = {
+# Every raw `cat` value the analysis uses, with its canonical name.
+RAW_TO_CANONICAL = {
     "kernel": KERNEL,
     "Kernel": KERNEL,
     "gpu_memcpy": MEMCPY,
@@ -40,4 +41,4 @@ def canonical_category(raw_category: object) -> str | None:
     analysis does not use (flows, Python frames, instant events, metadata)."""
     if not isinstance(raw_category, str):
         return None
-    return _CANONICAL.get(raw_category)
+    return RAW_TO_CANONICAL.get(raw_category)

@@ -18,7 +18,9 @@ from energaizer.trace.events import (
     ANY_DECODER,
     EVENT_LIST_DECODER,
     TOP_LEVEL_DECODER,
+    TYPED_EVENT_LIST_DECODER,
     RawEvent,
+    TypedEvent,
 )
 from energaizer.trace.scan import (
     METADATA_KEYS,
@@ -58,6 +60,41 @@ class DecodedTrace:
     metadata: dict[str, Any]
     form: str
     report: ReadReport = field(default_factory=ReadReport)
+
+
+@dataclass
+class TypedTrace:
+    """Typed events and metadata of one well-formed trace file."""
+
+    events: list[TypedEvent]
+    metadata: dict[str, Any]
+    form: str
+
+
+def decode_typed_trace(data: bytes) -> TypedTrace | None:
+    """Decode a well-formed trace into typed events in one pass.
+
+    Returns None when any value has an unexpected type or the file is not valid JSON.
+    `decode_trace` then reads it, and raises its located errors or recovers leniently.
+    """
+    start = first_content_offset(data)
+    opening = data[start : start + 1]
+    try:
+        if opening == b"[":
+            return TypedTrace(TYPED_EVENT_LIST_DECODER.decode(data), {}, "array")
+        if opening != b"{":
+            return None
+        top_level = TOP_LEVEL_DECODER.decode(data)
+        raw_events = top_level.get("traceEvents")
+        if raw_events is None:
+            return None
+        events = TYPED_EVENT_LIST_DECODER.decode(raw_events)
+        metadata = {
+            key: ANY_DECODER.decode(top_level[key]) for key in METADATA_KEYS if key in top_level
+        }
+    except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+        return None
+    return TypedTrace(events, metadata, "object")
 
 
 def decode_trace(data: bytes, path: str, lenient: bool = False) -> DecodedTrace:

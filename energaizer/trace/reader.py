@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from energaizer.errors import TraceError
-from energaizer.trace.decode import DecodedTrace, decode_trace
+from energaizer.trace.decode import DecodedTrace, decode_trace, decode_typed_trace
 from energaizer.trace.model import Trace
 from energaizer.trace.source import GZIP_MAGIC, TraceBytes, gunzip, read_trace_bytes
-from energaizer.trace.stream import read_large_trace
+from energaizer.trace.stream import ProgressCallback, read_large_trace
 from energaizer.trace.tables import TableBuilder
 
 logger = logging.getLogger(__name__)
@@ -22,26 +22,35 @@ TRACE_SUFFIXES = (".json", ".json.gz")
 _RANK_IN_NAME = re.compile(r"(?:rank|worker)[-_]?(\d+)", re.IGNORECASE)
 
 
-def read_trace(path: str | Path, lenient: bool = False) -> Trace:
+def read_trace(path: str | Path, lenient: bool = False,
+               progress: ProgressCallback | None = None) -> Trace:
     """Read one trace file (`.json` or `.json.gz`).
 
     Raises TraceError for unreadable or invalid files; with `lenient`, broken events
     are skipped and a truncated file yields its complete events, both recorded in
-    `Trace.report` and `Trace.warnings`.
+    `Trace.report` and `Trace.warnings`. `progress` is called with (bytes of the file
+    read, file size in bytes) after each chunk of a file large enough to stream, and
+    otherwise once when the file is read.
     """
     path = Path(path)
-    streamed = read_large_trace(path, lenient)
+    streamed = read_large_trace(path, lenient, progress)
     if streamed is not None:
         return streamed
-    return _build_trace(read_trace_bytes(path), str(path), lenient)
+    trace = _build_trace(read_trace_bytes(path), str(path), lenient)
+    if progress is not None:
+        size = path.stat().st_size
+        progress(size, size)
+    return trace
 
 
 def _build_trace(source: TraceBytes, name: str, lenient: bool) -> Trace:
-    decoded = decode_trace(source.data, name, lenient=lenient)
-    if source.compressed_stream_truncated:
-        decoded.report.truncated = True
     builder = TableBuilder()
-    builder.add_all(decoded.events)
+    decoded = _decode_typed(source, builder)
+    if decoded is None:
+        decoded = decode_trace(source.data, name, lenient=lenient)
+        if source.compressed_stream_truncated:
+            decoded.report.truncated = True
+        builder.add_all(decoded.events)
     gpu_activity, set_aside = builder.gpu_frame()
     trace = Trace(
         path=name,
@@ -56,6 +65,17 @@ def _build_trace(source: TraceBytes, name: str, lenient: bool) -> Trace:
     )
     trace.warnings.extend(_read_warnings(trace, decoded))
     return trace
+
+
+def _decode_typed(source: TraceBytes, builder: TableBuilder) -> DecodedTrace | None:
+    """Add the events of a well-formed trace to `builder` through the typed fast path.
+    Returns None, having added nothing, when the file needs `decode_trace`."""
+    if source.compressed_stream_truncated:
+        return None
+    typed = decode_typed_trace(source.data)
+    if typed is None or not builder.add_typed(typed.events):
+        return None
+    return DecodedTrace([], typed.metadata, typed.form)
 
 
 def _read_warnings(trace: Trace, decoded: DecodedTrace) -> list[str]:
@@ -102,28 +122,40 @@ def is_trace_folder(path: str | Path) -> bool:
     return path.is_dir() or (path.is_file() and _is_tar(path))
 
 
-def read_trace_folder(path: str | Path, lenient: bool = False) -> list[RankTrace]:
+def read_trace_folder(path: str | Path, lenient: bool = False,
+                      progress: ProgressCallback | None = None) -> list[RankTrace]:
     """Read every trace of a multi-GPU job, ordered by rank.
 
     Ranks come from each file's `distributedInfo`, else from a `rank<N>` or
     `worker<N>` part of its name, else from the sorted file order. Two files that
-    claim the same rank raise TraceError naming both.
+    claim the same rank raise TraceError naming both. `progress` is called with
+    (traces read, traces in the folder) after each trace.
     """
     path = Path(path)
-    sources = _tar_sources(path) if path.is_file() else _folder_sources(path)
+    if path.is_file():
+        sources: list[tuple[str, TraceBytes | Path]] = list(_tar_sources(path))
+    else:
+        sources = [(str(item), item) for item in _folder_files(path)]
     if not sources:
         raise TraceError(
             f"{path}: no trace files (*.json, *.json.gz) were found.", path=str(path)
         )
-    traces = [_build_trace(source, name, lenient) for name, source in sources]
+    traces = []
+    for done, (name, source) in enumerate(sources, start=1):
+        if isinstance(source, Path):
+            # A file of a folder is read as `read_trace` reads it, streamed when large.
+            traces.append(read_trace(source, lenient))
+        else:
+            traces.append(_build_trace(source, name, lenient))
+        if progress is not None:
+            progress(done, len(sources))
     return _assign_ranks(traces)
 
 
-def _folder_sources(path: Path) -> list[tuple[str, TraceBytes]]:
-    files = sorted(
+def _folder_files(path: Path) -> list[Path]:
+    return sorted(
         item for item in path.iterdir() if item.is_file() and item.name.endswith(TRACE_SUFFIXES)
     )
-    return [(str(item), read_trace_bytes(item)) for item in files]
 
 
 def _is_tar(path: Path) -> bool:

@@ -2,9 +2,9 @@
 
 The file is read (and gunzipped) in chunks. The bytes of the `traceEvents` array are cut
 into batches at event boundaries (`}` `,` `{` outside any string). Each batch is decoded
-with the typed event decoder and fed to a `TableBuilder`. Every few hundred thousand rows,
-the builder's rows become compact column arrays. `args` stay undecoded until the builder
-reaches an event of a category the analysis uses.
+with the typed event decoder and its columns are built in bulk; a batch with a value of
+an unexpected type is decoded as raw events and checked one event at a time. Rows built
+one at a time become compact column arrays every few hundred thousand rows.
 
 A cut is accepted only when the bytes before it decode as a list of events, which is
 impossible when the cut lies inside a string or inside an event. Some files need the
@@ -15,6 +15,7 @@ which raises the located error or, with `lenient`, recovers what it can.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import zlib
@@ -23,20 +24,18 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import msgspec
-import pandas as pd
 
 from energaizer.trace.decode import DecodedTrace, ReadReport
-from energaizer.trace.events import ANY_DECODER, EVENT_LIST_DECODER, TOP_LEVEL_DECODER
+from energaizer.trace.events import (
+    ANY_DECODER,
+    EVENT_LIST_DECODER,
+    TOP_LEVEL_DECODER,
+    TYPED_EVENT_LIST_DECODER,
+)
 from energaizer.trace.model import Trace
 from energaizer.trace.scan import METADATA_KEYS, events_array_start, first_content_offset
 from energaizer.trace.source import GZIP_MAGIC
-from energaizer.trace.tables import (
-    CPU_COLUMNS,
-    GPU_COLUMNS,
-    RUNTIME_COLUMNS,
-    TableBuilder,
-    _Columns,
-)
+from energaizer.trace.tables import TableBuilder
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +117,7 @@ def stream_trace(
 def _file_chunks(
     path: Path, read_bytes: int, progress: ProgressCallback | None
 ) -> Iterator[bytes]:
-    """Yield the decompressed contents of `path` in chunks of about `read_bytes`."""
+    """Yield the decompressed contents of `path` in chunks of at most `read_bytes`."""
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed by the `with` below
         total_bytes = path.stat().st_size
@@ -129,7 +128,7 @@ def _file_chunks(
         handle.seek(0)
         raw_chunks = _raw_chunks(handle, read_bytes, total_bytes, progress)
         if compressed:
-            yield from _gunzip_chunks(raw_chunks)
+            yield from _gunzip_chunks(raw_chunks, read_bytes)
         else:
             yield from raw_chunks
 
@@ -145,24 +144,31 @@ def _raw_chunks(
         yield chunk
 
 
-def _gunzip_chunks(raw_chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Decompress every gzip member; a corrupt or truncated stream raises _Fallback so
-    the whole-file reader can report it."""
+def _gunzip_chunks(raw_chunks: Iterator[bytes], read_bytes: int) -> Iterator[bytes]:
+    """Decompress every gzip member into pieces of at most `read_bytes`. A corrupt or
+    truncated stream raises _Fallback, so the whole-file reader can report it."""
     inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    for raw in raw_chunks:
-        while raw:
+    # The empty chunk at the end drains output that the size limit held back.
+    for raw in itertools.chain(raw_chunks, [b""]):
+        while True:
             try:
-                yield inflater.decompress(raw)
+                piece = inflater.decompress(raw, read_bytes)
             except zlib.error as error:
                 raise _Fallback(f"gzip data is corrupt: {error}") from None
-            if not inflater.eof:
-                break
-            # A concatenated gzip file starts its next member right after this one.
-            raw = inflater.unused_data.lstrip(b"\x00")
-            if raw and not raw.startswith(GZIP_MAGIC):
-                raise _Fallback("bytes after the gzip stream are not another gzip member")
-            if raw:
+            if piece:
+                yield piece
+            if inflater.eof:
+                # A concatenated gzip file starts its next member right after this one.
+                raw = inflater.unused_data.lstrip(b"\x00")
+                if not raw:
+                    break
+                if not raw.startswith(GZIP_MAGIC):
+                    raise _Fallback("bytes after the gzip stream are not another gzip member")
                 inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                continue
+            raw = inflater.unconsumed_tail
+            if not raw and not piece:
+                break
     if not inflater.eof:
         raise _Fallback("the gzip stream is truncated")
 
@@ -177,11 +183,10 @@ class _StreamReader:
         self.form = "object"
 
     def read(self, chunks: Iterator[bytes]) -> None:
-        buffer = self._read_prefix(chunks)
+        remainder = self._read_prefix(chunks)
         for chunk in chunks:
-            buffer += chunk
-            buffer = self._decode_complete_events(buffer)
-        self._decode_last_events(buffer)
+            remainder = self._decode_complete_events(remainder, chunk)
+        self._decode_last_events(remainder)
 
     def _read_prefix(self, chunks: Iterator[bytes]) -> bytes:
         """Read until the `[` that opens the event array; return the bytes after it."""
@@ -200,21 +205,45 @@ class _StreamReader:
                 break
         raise _Fallback("no traceEvents array was found near the start of the file")
 
-    def _decode_complete_events(self, buffer: bytes) -> bytes:
-        """Decode the events before the last event boundary; return the bytes after it."""
-        window_start = max(0, len(buffer) - 2 * READ_BYTES)
-        cuts = [match.start() + 1 for match in _BOUNDARY.finditer(buffer, window_start)]
-        if not cuts and window_start:
-            cuts = [match.start() + 1 for match in _BOUNDARY.finditer(buffer)]
-        for cut in reversed(cuts[-_MAX_CUT_TRIES:]):
-            events = _decode_events(buffer[:cut])
-            if events is not None:
-                self.tables.add(events)
+    def _decode_complete_events(self, remainder: bytes, chunk: bytes) -> bytes:
+        """Decode the events before the last event boundary in `remainder` + `chunk`, and
+        return the bytes after that boundary."""
+        # One copy into a bytearray that starts with `[`. The byte after a cut becomes
+        # `]`, so each candidate batch is decoded in place through a memoryview.
+        buffer = bytearray(b"[")
+        buffer += remainder
+        buffer += chunk
+        failed_cuts = 0
+        for cut in itertools.islice(_boundaries_from_end(buffer), _MAX_CUT_TRIES):
+            after_cut = buffer[cut]
+            buffer[cut] = ord("]")
+            try:
+                decoded = self._add_events(memoryview(buffer)[: cut + 1])
+            finally:
+                buffer[cut] = after_cut
+            if decoded:
                 # The remainder starts at the `{` of the next event.
-                return buffer[buffer.index(b"{", cut) :]
-        if len(cuts) >= _MAX_CUT_TRIES:
+                return bytes(buffer[buffer.index(b"{", cut) :])
+            failed_cuts += 1
+        if failed_cuts >= _MAX_CUT_TRIES:
             raise _Fallback("no event boundary decodes")
-        return buffer
+        return bytes(buffer[1:])
+
+    def _add_events(self, array: bytes | memoryview) -> bool:
+        """Add the events of a JSON array to the tables, or return False when it does not
+        decode."""
+        try:
+            typed = TYPED_EVENT_LIST_DECODER.decode(array)
+        except _DECODE_ERRORS:
+            typed = None
+        if typed is not None and self.tables.add_typed(typed):
+            return True
+        try:
+            events = EVENT_LIST_DECODER.decode(array)
+        except _DECODE_ERRORS:
+            return False
+        self.tables.add(events)
+        return True
 
     def _decode_last_events(self, buffer: bytes) -> None:
         """Decode the events before the `]` that closes the array, and keep the bytes
@@ -226,9 +255,7 @@ class _StreamReader:
         for tries, match in enumerate(_ARRAY_END.finditer(buffer)):
             if tries >= _MAX_CUT_TRIES:
                 break
-            events = _decode_events(buffer[: match.start() + 1])
-            if events is not None:
-                self.tables.add(events)
+            if self._add_events(b"[" + buffer[: match.start() + 1] + b"]"):
                 self.tail = buffer[match.end() :]
                 return
         raise _Fallback("the end of the event array was not found or does not decode")
@@ -277,81 +304,39 @@ class _StreamReader:
         return trace
 
 
-def _decode_events(piece: bytes) -> list | None:
-    """Decode the event objects in `piece` (array contents without brackets), or None."""
-    try:
-        return EVENT_LIST_DECODER.decode(b"[" + piece + b"]")
-    except _DECODE_ERRORS:
-        return None
+def _boundaries_from_end(buffer: bytearray) -> Iterator[int]:
+    """Yield the offsets just after each `}` that a `,` and a `{` follow, last first."""
+    end = len(buffer)
+    while (brace := buffer.rfind(b"}", 0, end)) >= 0:
+        if _BOUNDARY.match(buffer, brace):
+            yield brace + 1
+        end = brace
 
 
 class _BatchedTables:
-    """A TableBuilder whose rows are moved into column arrays every `flush_rows` rows,
-    so Python objects exist only for the rows of the current batch."""
+    """A TableBuilder whose appended rows are compacted into arrays every `flush_rows`
+    rows, so Python numbers exist only for the rows of the current batch."""
 
     def __init__(self, flush_rows: int) -> None:
         self.flush_rows = flush_rows
         self.builder = TableBuilder()
-        self.gpu_parts: list[pd.DataFrame] = []
-        self.runtime_parts: list[pd.DataFrame] = []
-        self.cpu_parts: list[pd.DataFrame] = []
-        # Shapes repeat every step, so rows share one list per distinct value.
-        self._shared_lists: dict[bytes, Any] = {}
+        self._compacted_rows = 0
 
     def add(self, events: list) -> None:
         self.builder.add_all(events)
-        if self._buffered_rows() >= self.flush_rows:
-            self._flush()
+        if self.builder.buffered_rows() - self._compacted_rows >= self.flush_rows:
+            self.builder.compact()
+            self._compacted_rows = self.builder.buffered_rows()
 
-    def _buffered_rows(self) -> int:
-        builder = self.builder
-        return sum(
-            len(columns.values[columns.names[0]])
-            for columns in (builder.gpu, builder.runtime, builder.cpu)
-        )
+    def add_typed(self, events: list) -> bool:
+        """Add typed events, or return False having added nothing, as
+        `TableBuilder.add_typed` does.
 
-    def _flush(self) -> None:
-        builder = self.builder
-        for column in ("input_dims", "input_types"):
-            builder.cpu.values[column] = [self._share(value) for value in builder.cpu.values[column]]
-        self.gpu_parts.append(builder.gpu.frame(id_columns=("correlation", "external_id")))
-        self.runtime_parts.append(builder.runtime_frame())
-        self.cpu_parts.append(builder.cpu_frame())
-        builder.gpu = _Columns(GPU_COLUMNS)
-        builder.runtime = _Columns(RUNTIME_COLUMNS)
-        builder.cpu = _Columns(CPU_COLUMNS)
-
-    def _share(self, value: Any) -> Any:
-        if value is None:
-            return None
-        return self._shared_lists.setdefault(msgspec.json.encode(value), value)
+        Typed batches arrive as arrays, string codes and lists of shared shapes, so they
+        need no compacting.
+        """
+        return self.builder.add_typed(events)
 
     def finish(self) -> TableBuilder:
-        """Return a builder whose tables are the concatenation of every batch."""
-        self._flush()
-        builder = TableBuilder()
-        builder.unusable_events = self.builder.unusable_events
-        builder.gpu = _StackedColumns(self.gpu_parts, GPU_COLUMNS)  # type: ignore[assignment]
-        builder.runtime = _StackedColumns(self.runtime_parts, RUNTIME_COLUMNS)  # type: ignore[assignment]
-        builder.cpu = _StackedColumns(self.cpu_parts, CPU_COLUMNS)  # type: ignore[assignment]
-        return builder
-
-
-class _StackedColumns:
-    """Stand-in for `_Columns` whose frame is the concatenation of finished batches.
-
-    NOTE: a pid or tid column whose batches infer different integer dtypes (int64 in one,
-    uint64 for values above 2^63 in another) concatenates to float64, unlike the
-    whole-file reader. Kineto pids and tids fit in int64.
-    """
-
-    def __init__(self, parts: list[pd.DataFrame], names: tuple[str, ...]) -> None:
-        self.parts = [part for part in parts if not part.empty]
-        self.names = names
-
-    def frame(self, id_columns: tuple[str, ...] = ()) -> pd.DataFrame:
-        if not self.parts:
-            return _Columns(self.names).frame(id_columns)
-        if len(self.parts) == 1:
-            return self.parts[0]
-        return pd.concat(self.parts, ignore_index=True)
+        """Return the builder holding every row."""
+        return self.builder

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from energaizer.analyze import nesting as nesting_module
 from energaizer.analyze.nesting import NO_PARENT, nest_operators
 
 
@@ -69,3 +74,89 @@ def test_launch_placed_in_innermost_op():
     runtime = _runtime([("cudaLaunchKernel", 15.0), ("cudaLaunchKernel", 50.0), ("x", 500.0)])
     nesting = nest_operators(ops, runtime)
     assert nesting.launch_parent.tolist() == [1, 0, NO_PARENT]
+
+
+# The array-based nesting against the stack walk it replaces for well-nested threads.
+
+def _walk_only(cpu_ops: pd.DataFrame, runtime: pd.DataFrame):
+    with mock.patch.object(nesting_module, "_nest_thread_by_counting", return_value=False):
+        return nest_operators(cpu_ops, runtime)
+
+
+def _assert_same_nesting(actual, expected) -> None:
+    assert actual.parent.tolist() == expected.parent.tolist()
+    assert actual.launch_parent.tolist() == expected.launch_parent.tolist()
+    assert actual.self_time_us.tolist() == expected.self_time_us.tolist()
+    assert actual.violations == expected.violations
+    assert actual.max_overrun_us == expected.max_overrun_us
+
+
+def _nested_rows(draw, start: float, end: float, depth: int) -> list[tuple[float, float]]:
+    """Intervals inside [start, end) that nest, some of zero length, some touching."""
+    rows = []
+    cursor = start
+    for _ in range(draw(st.integers(0, 3 if depth < 3 else 0))):
+        first = draw(st.floats(cursor, end))
+        last = draw(st.floats(first, end))
+        rows.append((first, last - first))
+        rows.extend(_nested_rows(draw, first, last, depth + 1))
+        cursor = last
+    return rows
+
+
+@st.composite
+def thread_items(draw) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Ops and launches on up to three threads, nested or with random overlaps."""
+    ops, launches = [], []
+    for tid in range(draw(st.integers(1, 3))):
+        base = draw(st.sampled_from([0.0, 1.6e15]))
+        if draw(st.booleans()):
+            rows = _nested_rows(draw, base, base + 100.0, 0)
+        else:
+            rows = draw(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 15)), max_size=12))
+            rows = [(base + start, float(duration)) for start, duration in rows]
+        ops += [(f"op{len(ops) + i}", start, duration, tid) for i, (start, duration) in
+                enumerate(rows)]
+        times = draw(st.lists(st.floats(base, base + 110.0), max_size=6))
+        launches += [("cudaLaunchKernel", time, tid) for time in times]
+    cpu_ops = pd.DataFrame({
+        "name": [row[0] for row in ops],
+        "ts_us": np.array([row[1] for row in ops], dtype=float),
+        "dur_us": np.array([row[2] for row in ops], dtype=float),
+        "pid": 1, "tid": np.array([row[3] for row in ops], dtype=np.int64),
+    })
+    runtime = pd.DataFrame({
+        "name": [row[0] for row in launches],
+        "ts_us": np.array([row[1] for row in launches], dtype=float), "dur_us": 1.0,
+        "pid": 1, "tid": np.array([row[2] for row in launches], dtype=np.int64),
+    })
+    return cpu_ops, runtime
+
+
+@settings(max_examples=300, deadline=None)
+@given(items=thread_items())
+def test_counting_matches_stack_walk(items):
+    cpu_ops, runtime = items
+    _assert_same_nesting(nest_operators(cpu_ops, runtime), _walk_only(cpu_ops, runtime))
+
+
+def test_nested_thread_skips_walk():
+    ops = _ops([("a", 0.0, 100.0), ("b", 10.0, 30.0), ("c", 15.0, 0.0), ("d", 15.0, 5.0),
+                ("e", 50.0, 20.0), ("f", 70.0, 0.0)])
+    runtime = _runtime([("cudaLaunchKernel", 15.0), ("cudaLaunchKernel", 70.0)])
+    with mock.patch.object(nesting_module, "_nest_thread_by_walk") as walk:
+        nesting = nest_operators(ops, runtime)
+    walk.assert_not_called()
+    _assert_same_nesting(nesting, _walk_only(ops, runtime))
+    # At one start the longer op comes first, so the zero-length "c" sits inside "d".
+    assert nesting.parent.tolist() == [NO_PARENT, 0, 3, 1, 0, 0]
+    assert nesting.launch_parent.tolist() == [3, 0]
+
+
+def test_overrunning_thread_is_walked():
+    ops = _ops([("parent", 100.0, 10.0), ("child", 105.0, 8.0)])
+    with mock.patch.object(nesting_module, "_nest_thread_by_walk",
+                           wraps=nesting_module._nest_thread_by_walk) as walk:
+        nesting = nest_operators(ops, _runtime([]))
+    walk.assert_called_once()
+    assert nesting.violations == 1

@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 from energaizer.errors import TraceError
 from energaizer.trace import read_trace
-from energaizer.trace.decode import decode_trace
+from energaizer.trace.decode import decode_trace, decode_typed_trace
 from energaizer.trace.scan import scan_events
 from energaizer.trace.tables import TableBuilder
 
@@ -248,6 +248,69 @@ def test_parser_paths_give_same_tables(trace):
     assert len(scanned.events) == len(strict.events)
     assert scanned.metadata == strict.metadata
     _assert_same_tables(_table_frames(scanned.events), _table_frames(strict.events))
+
+
+# Events whose fields all have the types Kineto writes, so the typed decoder accepts them,
+# with values at the edges each column must handle.
+TYPED_INTEGERS = st.one_of(st.integers(-5, 2**20), st.sampled_from(EDGE_INTEGERS[:-1]))
+TYPED_ARG_VALUES = {
+    "device": st.one_of(st.none(), TYPED_INTEGERS),
+    "stream": st.one_of(st.none(), TYPED_INTEGERS),
+    "correlation": st.one_of(st.none(), TYPED_INTEGERS),
+    "External id": st.one_of(st.none(), TYPED_INTEGERS),
+    "external id": st.one_of(st.none(), TYPED_INTEGERS),
+    "grid": st.one_of(st.none(), st.lists(TYPED_INTEGERS, min_size=3, max_size=3)),
+    "block": st.one_of(st.none(), st.lists(TYPED_INTEGERS, min_size=3, max_size=3)),
+    "registers per thread": st.one_of(st.none(), TYPED_INTEGERS),
+    "shared memory": st.one_of(st.none(), TYPED_INTEGERS),
+    "bytes": st.one_of(st.none(), TYPED_INTEGERS),
+    "Input Dims": JSON_VALUES,
+    "Input type": JSON_VALUES,
+    "Call stack": JSON_VALUES,
+}
+
+
+@st.composite
+def typed_kineto_events(draw: st.DrawFn) -> dict[str, Any]:
+    """One event of the types Kineto writes: a kernel, memcpy, runtime call, CPU op or
+    flow, with some fields missing or null."""
+    keys = draw(st.sets(st.sampled_from(sorted(TYPED_ARG_VALUES))))
+    # Mostly valid values, so that most events become rows.
+    event = {
+        "ph": draw(st.sampled_from(["X"] * 8 + ["i", "f"])),
+        "cat": draw(st.sampled_from(CATEGORIES)),
+        "name": draw(st.one_of(*[TEXT] * 8, st.none())),
+        "pid": draw(st.one_of(TYPED_INTEGERS, st.sampled_from(["CPU functions", "12", " 7"]))),
+        "tid": draw(st.one_of(*[TYPED_INTEGERS] * 4, st.none())),
+        "ts": draw(st.one_of(*[st.floats(0, 2e15, allow_nan=False)] * 4,
+                             st.integers(0, 2**60), st.floats(-10, 0), st.none())),
+        "dur": draw(st.one_of(*[st.floats(0, 1e6, allow_nan=False)] * 4,
+                              st.integers(0, 2**40), st.floats(-2, 0))),
+        "args": {key: draw(TYPED_ARG_VALUES[key]) for key in sorted(keys)},
+    }
+    if draw(st.integers(0, 9)) == 0:
+        del event[draw(st.sampled_from(sorted(event)))]
+    return event
+
+
+@settings(SETTINGS, max_examples=200)
+@given(events=st.lists(typed_kineto_events(), min_size=1, max_size=30))
+def test_typed_path_gives_same_tables(events):
+    data = json.dumps(trace_document(events)).encode()
+    typed = decode_typed_trace(data)
+    assert typed is not None
+    builder = TableBuilder()
+    if not builder.add_typed(typed.events):
+        return  # an input shape or type that does not decode; add_all reads those
+    gpu_activity, set_aside = builder.gpu_frame()
+    typed_tables = {
+        "gpu_activity": gpu_activity,
+        "runtime": builder.runtime_frame(),
+        "cpu_ops": builder.cpu_frame(),
+        "set_aside": set_aside,
+        "unusable": builder.unusable_events,
+    }
+    _assert_same_tables(typed_tables, _table_frames(decode_trace(data, "typed").events))
 
 
 @SETTINGS
