@@ -25,6 +25,7 @@ from energaizer.calibrate.profile import REFERENCE_GPU, Calibration, save_calibr
 from energaizer.errors import InputError
 from energaizer.hardware.profiles import GpuProfile
 from energaizer.perf import analytical_phases
+from energaizer.progress import ProgressCallback
 from energaizer.workload.workload import Workload
 
 logger = logging.getLogger(__name__)
@@ -33,13 +34,19 @@ HOLD_OUT_EVERY = 5  # every fifth fitted point is held out of the validation fit
 
 
 def run_plan(runner: Any, store: PointStore, *, budget_s: float = DEFAULT_BUDGET_S,
-             resume: bool = False,
-             on_point: Callable[[dict], None] | None = None) -> dict[str, dict]:
-    """Measure every plan point not yet in `store`; return all recorded points by key."""
+             resume: bool = False, on_point: Callable[[dict], None] | None = None,
+             progress: ProgressCallback | None = None) -> dict[str, dict]:
+    """Measure every plan point not yet in `store`; return all recorded points by key.
+
+    `progress` is called with (points done, points in the plan), resumed ones included.
+    """
     plan = scale_plan(full_plan(), budget_s)
     records = store.start(resume)
     logger.info("calibration plan: %d points, %.0f s; %d already measured", len(plan.points),
                 plan.duration_s, len(records))
+    done = sum(1 for point in plan.points if point.key in records)
+    if progress is not None:
+        progress(done, len(plan.points))
     for point in plan.points:
         if point.key in records:
             continue
@@ -49,6 +56,9 @@ def run_plan(runner: Any, store: PointStore, *, budget_s: float = DEFAULT_BUDGET
         logger.info("point %s: %.1f W", point.key, record["power_w"])
         if on_point is not None:
             on_point(record)
+        done += 1
+        if progress is not None:
+            progress(done, len(plan.points))
     return records
 
 
@@ -122,12 +132,13 @@ def fit_points(records: dict[str, dict], profile: GpuProfile, identity: dict[str
 
 def calibrate_device(runner: Any, profile: GpuProfile, output: Path, *,
                      points_path: Path | None = None, budget_s: float = DEFAULT_BUDGET_S,
-                     resume: bool = False,
-                     on_point: Callable[[dict], None] | None = None) -> dict[str, Any]:
+                     resume: bool = False, on_point: Callable[[dict], None] | None = None,
+                     progress: ProgressCallback | None = None) -> dict[str, Any]:
     """Measure the plan with `runner`, fit it and write the profile to `output`."""
     store = PointStore(points_path or output.with_suffix(".points.jsonl"))
     try:
-        records = run_plan(runner, store, budget_s=budget_s, resume=resume, on_point=on_point)
+        records = run_plan(runner, store, budget_s=budget_s, resume=resume, on_point=on_point,
+                           progress=progress)
     finally:
         runner.close()
     identity = runner.identity()
@@ -142,7 +153,8 @@ def calibrate_device(runner: Any, profile: GpuProfile, output: Path, *,
 def calibrate_simulated(gpu: str | None, output: Path | None, *,
                         budget_s: float = DEFAULT_BUDGET_S, resume: bool = False,
                         coefficients: dict[str, float] | None = None,
-                        on_point: Callable[[dict], None] | None = None) -> dict[str, Any]:
+                        on_point: Callable[[dict], None] | None = None,
+                        progress: ProgressCallback | None = None) -> dict[str, Any]:
     """Run the whole calibration against a simulated GPU with known coefficients.
 
     The profile is labelled simulated and written to `<profile id>-simulated.json` unless
@@ -156,12 +168,13 @@ def calibrate_simulated(gpu: str | None, output: Path | None, *,
     runner = SimulatedRunner(profile, dict(coefficients or DEFAULT_COEFFICIENTS))
     target = output or Path(f"{profile.id}-simulated.json")
     return calibrate_device(runner, profile, target, budget_s=budget_s, resume=resume,
-                            on_point=on_point)
+                            on_point=on_point, progress=progress)
 
 
 def calibrate_on_device(device: str, gpu: str | None, output: Path | None, *,
                         budget_s: float = DEFAULT_BUDGET_S, resume: bool = False,
-                        lock_clocks_mhz: int | None = None) -> dict[str, Any]:
+                        lock_clocks_mhz: int | None = None,
+                        progress: ProgressCallback | None = None) -> dict[str, Any]:
     """Calibrate the GPU named by `device` (CUDA ordinal or UUID) with torch on CUDA."""
     from energaizer.calibrate.runners import CudaRunner
     from energaizer.hardware.devices import resolve_devices
@@ -178,4 +191,5 @@ def calibrate_on_device(device: str, gpu: str | None, output: Path | None, *,
         ordinal = resolved.cuda_ordinal
         runner = CudaRunner(nvml, resolved.device, ordinal, lock_clocks_mhz)
         target = output or Path(f"{profile.id}.json")
-        return calibrate_device(runner, profile, target, budget_s=budget_s, resume=resume)
+        return calibrate_device(runner, profile, target, budget_s=budget_s, resume=resume,
+                                progress=progress)

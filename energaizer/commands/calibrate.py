@@ -6,9 +6,10 @@ from pathlib import Path
 
 import typer
 
-from energaizer.cli import JsonOption, _console, _print_json, reports_errors
+from energaizer.cli import JsonOption, _console, _print_json, progress_enabled, reports_errors
 from energaizer.errors import InputError
 from energaizer.fileio import check_output_file
+from energaizer.progress import ProgressBar
 
 
 def register(app: typer.Typer) -> None:
@@ -61,13 +62,17 @@ def calibrate(
         return
     from energaizer.calibrate.device import calibrate_on_device, calibrate_simulated
 
-    if simulate:
-        if lock_clocks_mhz is not None:
-            raise InputError("--lock-clocks applies to --device only.")
-        result = calibrate_simulated(gpu, output, budget_s=budget_s, resume=resume)
-    else:
-        result = calibrate_on_device(device, gpu, output, budget_s=budget_s, resume=resume,
-                                     lock_clocks_mhz=lock_clocks_mhz)
+    if simulate and lock_clocks_mhz is not None:
+        raise InputError("--lock-clocks applies to --device only.")
+    with ProgressBar(progress_enabled() and not json_output, description="calibration points",
+                     finished_description="fitting") as progress:
+        if simulate:
+            result = calibrate_simulated(gpu, output, budget_s=budget_s, resume=resume,
+                                         progress=progress)
+        else:
+            result = calibrate_on_device(device, gpu, output, budget_s=budget_s,
+                                         resume=resume, lock_clocks_mhz=lock_clocks_mhz,
+                                         progress=progress)
     if json_output:
         _print_json(result)
         return
