@@ -79,3 +79,16 @@ def test_shipped_scales_match_refit(rows, calibration):
         workload["prefix_cache_hit_rate"])
     assert dram_scale == pytest.approx(calibration.fitted_on["dram_scale"], rel=1e-6)
     assert core_scale == pytest.approx(calibration.fitted_on["core_scale"], rel=1e-6)
+
+
+def test_other_family_held_out_within_25_percent(rows, calibration):
+    workload = calibration.fitted_on["serving_workload"]
+    gemma = rows[rows["model_id"].str.startswith("google/gemma-3")]
+    assert set(gemma["task"]) == {"lm-arena-chat"}
+    results = [validate_serving.compare_row(row, calibration, workload["prompt_tokens"],
+                                            workload["prefix_cache_hit_rate"])
+               for _, row in gemma.iterrows()]
+    assert len(results) == 16
+    assert {item["set"] for item in results} == {"held out"}
+    worst = max(results, key=lambda item: abs(item["token_j_error"]))
+    assert abs(worst["token_j_error"]) <= 0.25, worst
