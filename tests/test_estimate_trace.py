@@ -87,7 +87,7 @@ def test_amd_trace_rejected_unless_gpu_given(tmp_path):
 def test_trace_without_gpu_activity(tmp_path):
     from factories import cpu_op
 
-    with pytest.raises(TraceError, match="no GPU kernels"):
+    with pytest.raises(TraceError, match="no usable GPU kernels"):
         _estimate(tmp_path, events=[cpu_op("aten::mm", 10.0, 5.0)])
 
 

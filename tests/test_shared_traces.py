@@ -65,7 +65,7 @@ def test_trace_without_device_properties(shared_data):
 
 
 def test_trace_without_kernels(shared_data):
-    with pytest.raises(TraceError, match="no GPU kernels"):
+    with pytest.raises(TraceError, match="no usable GPU kernels"):
         energaizer.estimate(trace=shared_data / "traces" / "hta" / "a100pg509_cupti_flop_counters.json.gz")
 
 

@@ -43,7 +43,7 @@ def serve_estimate(
         "calibration: apply the calibration's time corrections, fitted on eager PyTorch runs.",
     ),
     prefix_cache_hit_rate: float | None = typer.Option(
-        None, "--prefix-cache-hit-rate", min=0.0, max=0.999,
+        None, "--prefix-cache-hit-rate",
         help="Share of prompt tokens found in the engine's prefix cache, 0 to below 1 "
         "(default 0).",
     ),

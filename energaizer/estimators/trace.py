@@ -69,9 +69,19 @@ def _estimate_analysis(analysis: TraceAnalysis, options: _Options,
             path=trace.path,
         )
     if not analysis.devices:
+        reasons = []
+        if trace.unusable_events:
+            reasons.append(f"{trace.unusable_events} events were left out for a missing or "
+                           "invalid ts, dur or name")
+        if trace.set_aside_activity:
+            reasons.append(f"{trace.set_aside_activity} GPU activities had timestamps that "
+                           "cannot be placed on the timeline")
+        advice = ("Fix those events or record the trace again." if reasons else
+                  "Record it with torch.profiler and ProfilerActivity.CUDA enabled.")
+        found = f" ({'; '.join(reasons)})" if reasons else ""
         raise TraceError(
-            f"{trace.path}: the trace contains no GPU kernels, memcpys or memsets. Record it "
-            "with torch.profiler and ProfilerActivity.CUDA enabled.",
+            f"{trace.path}: the trace contains no usable GPU kernels, memcpys or "
+            f"memsets{found}. {advice}",
             path=trace.path,
         )
     estimates = []

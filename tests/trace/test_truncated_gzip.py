@@ -1,4 +1,4 @@
-"""A gzip trace cut short before any data gives a clear error on every path."""
+"""Traces with no usable GPU activity give clear errors: cut gzip streams, invalid kernels."""
 
 from __future__ import annotations
 
@@ -39,3 +39,11 @@ def test_folder_names_the_file(cut_trace):
     assert result.exit_code == 2
     assert "cut.json.gz" in result.output
     assert "truncated" in result.output
+
+
+def test_invalid_kernels_named_in_error(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"traceEvents": [
+        {"ph": "X", "cat": "kernel", "name": "k", "ts": "abc", "dur": 5, "pid": 0, "tid": 7}]}))
+    with pytest.raises(TraceError, match="1 events were left out for a missing or invalid ts"):
+        energaizer.estimate(trace=path)
