@@ -106,6 +106,22 @@ def test_validate_and_calibrate_from_file(tmp_path):
     assert again["rows"] == 6
 
 
+def test_calibrate_from_file_reports_progress(tmp_path):
+    from energaizer.calibrate.offline import calibrate_from_file
+
+    rows = [("gpt2", 1, 128, 8.0, 0.5), ("gpt2", 8, 512, 20.0, 3.1),
+            ("bert-base", 1, 128, 6.0, 0.4), ("bert-base", 8, 512, 18.0, 2.9)]
+    path = tmp_path / "set.csv"
+    path.write_text(MEASUREMENT_HEADER + "".join(
+        f"{model},bf16,{batch},{seq},prefill,default,a100-pcie-40gb,900,{time},{energy}\n"
+        for model, batch, seq, time, energy in rows))
+    seen = []
+    calibrate_from_file(path, output=tmp_path / "fit.json",
+                        progress=lambda done, total: seen.append((done, total)))
+    # The full fit, then one fit per held-out model.
+    assert seen == [(0, 3), (1, 3), (2, 3), (3, 3)]
+
+
 def test_validate_bad_file(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("nothing,here\n1,2\n")

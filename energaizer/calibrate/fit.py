@@ -19,6 +19,7 @@ each row gives the c_m, each between zero and the GPU's power headroom.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -192,11 +193,14 @@ def fit_power(rows: list[PreparedRow], profile: GpuProfile, timing: TimeFit) -> 
     return PowerCoefficients(dict(zip(POWER_MODULES, (result.x / norms).tolist())))
 
 
-def fit_calibration(rows: list[Measurement], profile: GpuProfile, source: str = "") -> Calibration:
-    """Fit a calibration for `profile` from measured rows of that GPU."""
+def fit_calibration(rows: list[Measurement], profile: GpuProfile, source: str = "",
+                    prepared: list[PreparedRow] | None = None) -> Calibration:
+    """Fit a calibration for `profile` from measured rows of that GPU; `prepared` reuses
+    the rows' captured workloads."""
     if len(rows) < 4:
         raise InputError(f"At least 4 measured rows are needed to fit {profile.id}; got {len(rows)}.")
-    prepared = prepare_rows(rows, profile)
+    if prepared is None:
+        prepared = prepare_rows(rows, profile)
     return _fit_prepared(prepared, profile, source)
 
 
@@ -221,10 +225,13 @@ def _fit_prepared(prepared: list[PreparedRow], profile: GpuProfile, source: str)
     )
 
 
-def leave_one_model_out(prepared: list[PreparedRow], profile: GpuProfile) -> list[tuple[Measurement, float, float]]:
+def leave_one_model_out(prepared: list[PreparedRow], profile: GpuProfile,
+                        on_model: Callable[[], None] | None = None,
+                        ) -> list[tuple[Measurement, float, float]]:
     """Fit without each model in turn and predict that model's rows.
 
-    Returns (measurement, predicted time s, predicted energy J) per row.
+    Returns (measurement, predicted time s, predicted energy J) per row. `on_model` is
+    called after each held-out model.
     """
     from energaizer.power.simulate import simulate_workload
 
@@ -237,4 +244,6 @@ def leave_one_model_out(prepared: list[PreparedRow], profile: GpuProfile) -> lis
             run = simulate_workload(row.workload, profile, calibration, row.clock_mhz)
             predictions.append((row.measurement, run.duration_s, run.energy_j))
         logger.info("held out %s: %d rows", model, len(held_out))
+        if on_model is not None:
+            on_model()
     return predictions

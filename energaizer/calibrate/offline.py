@@ -11,12 +11,18 @@ from energaizer.calibrate.profile import save_calibration
 from energaizer.calibrate.validate import RowPrediction, summarize
 from energaizer.errors import InputError
 from energaizer.hardware.profiles import load_profile
+from energaizer.progress import ProgressCallback
 
 
 def calibrate_from_file(path: str | Path, gpu: str | None = None,
-                        output: str | Path | None = None) -> dict[str, Any]:
+                        output: str | Path | None = None,
+                        progress: ProgressCallback | None = None) -> dict[str, Any]:
     """Fit a calibration to the rows of one GPU, cross-validate it leaving one model out
-    at a time, and write the profile (to `output`, default `<gpu id>.json` here)."""
+    at a time, and write the profile (to `output`, default `<gpu id>.json` here).
+
+    `progress` is called with (fits done, fits to do): the full fit and one per held-out
+    model.
+    """
     rows = read_measurements(path)
     gpus = sorted({row.gpu for row in rows})
     if gpu is None:
@@ -28,10 +34,23 @@ def calibrate_from_file(path: str | Path, gpu: str | None = None,
     if not selected:
         raise InputError(f"{path}: no rows for GPU {profile.id}; the file has {', '.join(gpus)}.")
 
-    calibration = fit_calibration(selected, profile, source=str(path))
     models = {row.model for row in selected}
+    fits = 1 + (len(models) if len(models) >= 2 else 0)
+    done = 0
+
+    def one_fit_done() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, fits)
+
+    if progress is not None:
+        progress(0, fits)
+    prepared = prepare_rows(selected, profile) if len(selected) >= 4 else None
+    calibration = fit_calibration(selected, profile, source=str(path), prepared=prepared)
+    one_fit_done()
     if len(models) >= 2:
-        held_out = leave_one_model_out(prepare_rows(selected, profile), profile)
+        held_out = leave_one_model_out(prepared, profile, on_model=one_fit_done)
         summary = summarize([RowPrediction(m, t, e) for m, t, e in held_out])
         calibration.validation = {"method": "leave-one-model-out", "summary": _headline(summary),
                                   "per_model": summary["per_model"]}

@@ -91,7 +91,9 @@ def _calibrate_from(from_file: Path, gpu: str | None, output: Path | None,
                     json_output: bool) -> None:
     from energaizer.calibrate.offline import calibrate_from_file
 
-    result = calibrate_from_file(from_file, gpu=gpu, output=output)
+    with ProgressBar(progress_enabled() and not json_output, description="fitting",
+                     unit="items") as progress:
+        result = calibrate_from_file(from_file, gpu=gpu, output=output, progress=progress)
     if json_output:
         _print_json(result)
         return
