@@ -20,7 +20,7 @@ from energaizer.estimators.trace_power import price_activity
 from energaizer.estimators.workload import UNCERTAINTY_BY_KIND
 from energaizer.hardware.matching import match_device
 from energaizer.hardware.profiles import GpuProfile, load_profile
-from energaizer.power.simulate import MIN_CLOCK_SHARE
+from energaizer.power.limits import lowest_clock_mhz, raise_limit_unreachable
 from energaizer.power.timeline import TimelineEnergy, integrate_timeline
 from energaizer.progress import ProgressCallback
 from energaizer.results import ClassEnergy, Estimate, GpuInfo, KernelEnergy, StepEnergy
@@ -188,8 +188,12 @@ def _timeline_at(activity, recorded, target, calibration, clock, limit):
 
 def _capped(activity, recorded, target, calibration, clock, limit):
     """Lower the clock until the trace's average power fits under the limit."""
-    low, high = MIN_CLOCK_SHARE * target.boost_clock_mhz, clock
+    low, high = min(lowest_clock_mhz(target), clock), clock
     best = _timeline_at(activity, recorded, target, calibration, low, limit) + (low,)
+    lowest = best[1]
+    if lowest.energy_j > limit * (lowest.busy_s + lowest.idle_s) * (1 + 1e-6):
+        raise_limit_unreachable(target, limit, low,
+                                lowest.energy_j / max(lowest.busy_s + lowest.idle_s, 1e-12))
     for _ in range(12):
         middle = 0.5 * (low + high)
         priced, timeline, starts = _timeline_at(activity, recorded, target, calibration, middle, limit)

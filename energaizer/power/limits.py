@@ -56,3 +56,11 @@ def _check_number(name: str, value: object) -> None:
         raise InputError(f"{name} must be a finite number, got {value!r}.")
     if value <= 0:
         raise InputError(f"{name} must be positive, got {value!r}.")
+
+
+def raise_limit_unreachable(profile: GpuProfile, limit_w: float, clock_mhz: float,
+                            power_w: float) -> None:
+    """Raise InputError for a power limit the workload exceeds even at its lowest clock."""
+    raise InputError(f"power_limit_w {limit_w:g} cannot be met on {profile.id}: even at "
+                     f"{clock_mhz:.0f} MHz, the lowest clock available, this workload draws "
+                     f"{power_w:.1f} W on average. Choose a higher limit.")

@@ -17,11 +17,10 @@ from energaizer.hardware.profiles import GpuProfile
 from energaizer.perf import predict_ops
 from energaizer.power.coefficients import CORE_MODULES
 from energaizer.power.dvfs import DvfsCurves, dvfs_curves
+from energaizer.power.limits import lowest_clock_mhz, raise_limit_unreachable
 from energaizer.power.pipeline import gpu_schedule, issue_intervals
 from energaizer.workload.workload import Workload
 
-# The lowest clock power capping may go down to, as a share of the maximum clock.
-MIN_CLOCK_SHARE = 0.3
 _CLOCK_SEARCH_STEPS = 14
 
 
@@ -91,9 +90,12 @@ def _limited(run: WorkloadRun) -> WorkloadRun:
 
 
 def _capped_run(workload, profile, calibration, curves, requested, limit) -> WorkloadRun:
-    """Find the highest clock whose average power stays within the limit."""
-    low, high = MIN_CLOCK_SHARE * profile.boost_clock_mhz, requested
+    """Find the highest clock at or below the requested one whose average power stays
+    within the limit. Raises InputError when even the lowest clock exceeds it."""
+    low, high = min(lowest_clock_mhz(profile), requested), requested
     best = _run_at(workload, profile, calibration, curves, low, requested, limit)
+    if best.avg_power_w > limit * (1 + 1e-6):
+        raise_limit_unreachable(profile, limit, low, best.avg_power_w)
     for _ in range(_CLOCK_SEARCH_STEPS):
         middle = 0.5 * (low + high)
         run = _run_at(workload, profile, calibration, curves, middle, requested, limit)

@@ -64,3 +64,21 @@ def test_estimate_api_checks_limits():
         estimate(model="gpt2", gpu="a10", power_limit_w=5)
     with pytest.raises(InputError, match="clock_mhz"):
         estimate(model="gpt2", gpu="a10", clock_mhz=True)
+
+
+def test_unreachable_limit_rejected_not_clipped():
+    with pytest.raises(InputError, match="cannot be met on a10"):
+        estimate(model="gpt2", gpu="a10", power_limit_w=30)
+
+
+def test_capping_never_raises_a_low_clock():
+    low = estimate(model="gpt2", gpu="a10", clock_mhz=200)
+    capped = estimate(model="gpt2", gpu="a10", clock_mhz=200, power_limit_w=150)
+    assert capped.gpu.clock_mhz == pytest.approx(200)
+    assert capped.energy_j == pytest.approx(low.energy_j)
+
+
+def test_capped_power_stays_above_idle():
+    result = estimate(model="gpt2", gpu="a10", power_limit_w=60)
+    assert result.gpu.idle_power_w < result.avg_power_w <= 60 * (1 + 1e-6)
+    assert result.gpu.clock_mhz < 1695
