@@ -120,5 +120,8 @@ def read_yaml(path: str | Path, what: str) -> Any:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise InputError(f"Cannot read {what} {path}: {error.strerror}.") from None
+    except UnicodeDecodeError as error:
+        raise InputError(f"{what[:1].upper()}{what[1:]} {path} is not UTF-8 text (byte "
+                         f"{error.start}); save it as UTF-8 YAML.") from None
     except yaml.YAMLError as error:
         raise InputError(f"{what[:1].upper()}{what[1:]} {path} is not valid YAML: {error}.") from None

@@ -31,6 +31,10 @@ DISTRIBUTIONS = ("fixed", "uniform", "normal", "lognormal", "values")
 QUANTILE_POINTS = 16
 DEFAULT_DTYPE = "bf16"
 DTYPES = ("bf16", "fp16", "fp32")
+# More KV-cache sample points than this add nothing to the midpoint rule's accuracy.
+MAX_CACHE_POINTS = 1000
+# A lognormal sigma above this puts nearly all of the mean in a vanishing tail.
+MAX_LOGNORMAL_SIGMA = 5.0
 DEFAULT_GPU = "h100-sxm5-80gb"
 SPEC_KEYS = ("model", "gpu", "num_gpus", "batch", "prompt_tokens", "output_tokens", "dtype",
              "clock_mhz", "power_limit_w", "calibration", "step_overhead_s", "cache_points",
@@ -134,8 +138,9 @@ def _continuous_length(kind: str, numbers: dict[str, float], name: str) -> Lengt
         # `mean` is the mean of the lengths, not of their logarithm, so the median is
         # mean / exp(sigma^2 / 2).
         _check_positive(numbers["mean"], name, "mean")
-        if numbers["sigma"] < 0:
-            raise InputError(f"{name}: sigma must be at least 0, got {numbers['sigma']:g}.")
+        if not 0 <= numbers["sigma"] <= MAX_LOGNORMAL_SIGMA:
+            raise InputError(f"{name}: sigma must be from 0 to {MAX_LOGNORMAL_SIGMA:g}, got "
+                             f"{numbers['sigma']:g}.")
         median = numbers["mean"] / math.exp(0.5 * numbers["sigma"] ** 2)
         frozen = stats.lognorm(s=max(numbers["sigma"], 1e-12), scale=median)
     probabilities = (np.arange(QUANTILE_POINTS) + 0.5) / QUANTILE_POINTS
@@ -196,6 +201,11 @@ class ServingSpec:
         if not isinstance(self.model, str) or not self.model:
             raise InputError("The serving spec names no model; set model to a preset name "
                              "or a config.json path.")
+        if not isinstance(self.gpu, str) or not self.gpu:
+            raise InputError(f"gpu must be a GPU profile id or name, got {self.gpu!r}.")
+        if self.cache_points > MAX_CACHE_POINTS:
+            raise InputError(f"cache_points must be at most {MAX_CACHE_POINTS}, got "
+                             f"{self.cache_points}.")
         if self.time_corrections not in TIME_CORRECTIONS:
             raise InputError(f"time_corrections {self.time_corrections!r} is invalid; expected "
                              f"{' or '.join(TIME_CORRECTIONS)}.")
@@ -212,8 +222,12 @@ class ServingSpec:
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
             raise InputError(f"prefix_cache_hit_rate must be a share from 0 up to but not "
                              f"including 1, got {rate!r}.")
-        if self.step_overhead_s is not None and not self.step_overhead_s >= 0:
-            raise InputError(f"step_overhead_s must be at least 0 s, got {self.step_overhead_s!r}.")
+        overhead = self.step_overhead_s
+        valid = (not isinstance(overhead, bool) and isinstance(overhead, (int, float))
+                 and math.isfinite(overhead) and overhead >= 0)
+        if overhead is not None and not valid:
+            raise InputError(f"step_overhead_s must be a finite number of seconds of at least "
+                             f"0, got {overhead!r}.")
 
     def with_overrides(self, **overrides: Any) -> ServingSpec:
         """Return a copy with every override that is not None applied."""

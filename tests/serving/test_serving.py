@@ -234,6 +234,12 @@ def test_cli_serving_options_need_serving():
     ("dtype: int3", "dtype 'int3' is invalid"),
     ("clock_mhz: -5", "clock_mhz must be a positive finite number"),
     ("power_limit_w: .nan", "power_limit_w must be a positive finite number"),
+    ("gpu: 123", "gpu must be a GPU profile id or name"),
+    ("step_overhead_s: abc", "step_overhead_s must be a finite number"),
+    ("step_overhead_s: .inf", "step_overhead_s must be a finite number"),
+    ("cache_points: 100000000", "cache_points must be at most 1000"),
+    ("prompt_tokens: {distribution: lognormal, mean: 1000, sigma: 50}",
+     "sigma must be from 0 to 5"),
 ])
 def test_spec_invalid_values_rejected(tmp_path, line, message):
     spec = tmp_path / "serving.yaml"
@@ -241,6 +247,14 @@ def test_spec_invalid_values_rejected(tmp_path, line, message):
     result = CliRunner().invoke(app, ["estimate", "--serving", str(spec)])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_spec_not_utf8_rejected(tmp_path):
+    spec = tmp_path / "serving.yaml"
+    spec.write_bytes(b"\xff\xfe")
+    result = CliRunner().invoke(app, ["estimate", "--serving", str(spec)])
+    assert result.exit_code == 2
+    assert "is not UTF-8 text" in result.output
 
 
 def test_spec_model_path_relative_to_spec(tmp_path, monkeypatch):
