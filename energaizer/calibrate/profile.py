@@ -127,6 +127,18 @@ def calibrations_dir() -> Path:
     return Path(energaizer.__file__).parent.parent / "calibration"
 
 
+def calibration_warnings(calibration: Calibration, profile: GpuProfile) -> list[str]:
+    """Return the warnings an estimate on `profile` with `calibration` carries: no fit of
+    its own, or a fit made on another GPU."""
+    if calibration.kind != "calibrated":
+        return [f"{profile.id} has no measured calibration; using {calibration.source}."]
+    if calibration.gpu != profile.id:
+        return [f"The calibration {calibration.source} was fitted on {calibration.gpu}, not "
+                f"{profile.id}: its coefficients and its validation errors belong to that "
+                "GPU."]
+    return []
+
+
 def calibration_for(profile: GpuProfile, path: str | Path | None = None) -> Calibration:
     """Return the calibration to use for `profile`: the file at `path` when given, the
     shipped fit for this GPU, else the default scaled from the reference GPU's fit."""

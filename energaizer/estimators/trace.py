@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from energaizer.analyze.analysis import DeviceAnalysis, TraceAnalysis, analyze_trace
-from energaizer.calibrate.profile import calibration_for
+from energaizer.calibrate.profile import calibration_for, calibration_warnings
 from energaizer.errors import NotNvidiaTraceError, TraceError
 from energaizer.estimators.combine import TOP_KERNELS, combine_estimates
 from energaizer.estimators.trace_power import price_activity
@@ -139,8 +139,7 @@ def _estimate_device(analysis: TraceAnalysis, device: DeviceAnalysis, recorded: 
     energy_j = timeline.energy_j
     duration_s = timeline.busy_s + timeline.idle_s
     warnings = [*analysis.warnings, *match_warnings, *notes]
-    if calibration.kind != "calibrated":
-        warnings.append(f"{target.id} has no measured calibration; using {calibration.source}.")
+    warnings += calibration_warnings(calibration, target)
     source = {
         "kind": "trace",
         "path": analysis.trace.path,

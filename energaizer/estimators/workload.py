@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from energaizer.calibrate.profile import Calibration
+from energaizer.calibrate.profile import Calibration, calibration_warnings
 from energaizer.estimators.combine import TOP_KERNELS
 from energaizer.hardware.profiles import GpuProfile
 from energaizer.power.simulate import WorkloadRun, simulate_workload
@@ -32,8 +32,7 @@ def estimate_workload(workload: Workload, profile: GpuProfile, calibration: Cali
     unmapped = workload.source.get("unmapped_ops")
     if unmapped:
         warnings.append(f"Ops priced as elementwise because no model fits them: {unmapped}.")
-    if calibration.kind != "calibrated":
-        warnings.append(f"{profile.id} has no measured calibration; using {calibration.source}.")
+    warnings += calibration_warnings(calibration, profile)
     return Estimate(
         gpu=GpuInfo(
             name=profile.name, profile=profile.id, clock_mhz=run.clock_mhz,

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from energaizer.calibrate.profile import calibration_warnings
 from energaizer.estimators.workload import UNCERTAINTY_BY_KIND
 from energaizer.results import ClassEnergy, Estimate, GpuInfo
 from energaizer.serving.model import PhaseCost, ServingModel, cache_lengths
@@ -211,8 +212,7 @@ def _request_estimate(spec: ServingSpec, model: ServingModel, request: PhaseCost
     """Build the estimate contract for one request's share of prefill and decode."""
     profile, calibration = model.profile, model.calibration
     warnings = list(request.notes) + _capacity_warnings(spec, model)
-    if calibration.kind != "calibrated":
-        warnings.append(f"{profile.id} has no measured calibration; using {calibration.source}.")
+    warnings += calibration_warnings(calibration, profile)
     spread = UNCERTAINTY_BY_KIND.get(calibration.kind, 0.35)
     by_class = sorted(
         (ClassEnergy(name, kernels, time_s, energy_j)

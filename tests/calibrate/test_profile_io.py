@@ -114,3 +114,13 @@ def test_measurement_set_errors(tmp_path):
     assert rows[0].seq is None
     assert rows[0].clock_mhz is None
     assert rows[0].power_w == pytest.approx(333.333, rel=1e-3)
+
+
+def test_fit_of_another_gpu_warned():
+    import energaizer
+
+    path = calibration_for(load_profile("a10")).source
+    result = energaizer.estimate(model="gpt2", gpu="h100-sxm5-80gb", calibration=path)
+    assert any("was fitted on a10, not h100-sxm5-80gb" in w for w in result.warnings)
+    own = energaizer.estimate(model="gpt2", gpu="a10", calibration=path)
+    assert not any("was fitted on" in w for w in own.warnings)
