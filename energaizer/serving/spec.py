@@ -153,6 +153,12 @@ def _continuous_length(kind: str, numbers: dict[str, float], name: str) -> Lengt
                               tuple(weights.tolist()))
 
 
+def _is_number(value: Any) -> bool:
+    """Return whether `value` is a finite int or float (bools excluded)."""
+    return (not isinstance(value, bool) and isinstance(value, (int, float))
+            and math.isfinite(value))
+
+
 def _check_positive(value: float, name: str, key: str) -> None:
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 1):
         raise InputError(f"{name}: {key} must be at least 1 token, got {value!r}.")
@@ -214,18 +220,14 @@ class ServingSpec:
                              f"{', '.join(DTYPES)}.")
         for name in ("clock_mhz", "power_limit_w"):
             value = getattr(self, name)
-            valid = (not isinstance(value, bool) and isinstance(value, (int, float))
-                     and math.isfinite(value) and value > 0)
-            if value is not None and not valid:
+            if value is not None and not (_is_number(value) and value > 0):
                 raise InputError(f"{name} must be a positive finite number, got {value!r}.")
         rate = self.prefix_cache_hit_rate
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        if not (_is_number(rate) and 0 <= rate < 1):
             raise InputError(f"prefix_cache_hit_rate must be a share from 0 up to but not "
                              f"including 1, got {rate!r}.")
         overhead = self.step_overhead_s
-        valid = (not isinstance(overhead, bool) and isinstance(overhead, (int, float))
-                 and math.isfinite(overhead) and overhead >= 0)
-        if overhead is not None and not valid:
+        if overhead is not None and not (_is_number(overhead) and overhead >= 0):
             raise InputError(f"step_overhead_s must be a finite number of seconds of at least "
                              f"0, got {overhead!r}.")
 
