@@ -27,7 +27,14 @@ from msgspec import UNSET
 from energaizer.trace import categories as cat
 from energaizer.trace.events import ANY_DECODER, TypedArgs, TypedEvent
 from energaizer.trace.model import MISSING_ID
-from energaizer.trace.values import INT64_MAX, INT64_MIN, to_int64, to_pid_or_tid
+from energaizer.trace.values import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_DURATION_US,
+    MAX_TIMESTAMP_US,
+    to_int64,
+    to_pid_or_tid,
+)
 
 _GPU, _RUNTIME, _CPU = 0, 1, 2
 _TABLE_OF_CANONICAL = {
@@ -179,13 +186,16 @@ class _Times:
 
 
 def _usable_rows(rows: list[TypedEvent]) -> tuple[list[TypedEvent], _Times]:
-    """Keep the rows with a name, a finite start and a finite, non-negative duration."""
+    """Keep the rows with a name and a plausible start and duration (see
+    `values.plausible_time`)."""
     names = [event.name for event in rows]
     # None becomes NaN in a float array, and msgspec rejects numbers beyond the float
     # range, so a finite value here is one `to_float` accepts.
     ts_us = np.array([event.ts for event in rows], dtype=np.float64)
     dur_us = np.array([event.dur for event in rows], dtype=np.float64)
-    invalid = ~np.isfinite(ts_us) | ~np.isfinite(dur_us) | (dur_us < 0)
+    with np.errstate(invalid="ignore"):
+        invalid = (~np.isfinite(ts_us) | ~np.isfinite(dur_us) | (dur_us < 0)
+                   | (dur_us > MAX_DURATION_US) | (np.abs(ts_us) >= MAX_TIMESTAMP_US))
     if None in names:
         invalid |= np.array([name is None for name in names], dtype=bool)
     if invalid.any():

@@ -26,7 +26,14 @@ from energaizer.trace.columns import (
 )
 from energaizer.trace.events import KNOWN_ARGS_DECODER, KnownArgs, RawEvent, TypedEvent
 from energaizer.trace.model import MISSING_ID
-from energaizer.trace.values import to_dim3, to_float, to_int, to_int64, to_pid_or_tid
+from energaizer.trace.values import (
+    plausible_time,
+    to_dim3,
+    to_float,
+    to_int,
+    to_int64,
+    to_pid_or_tid,
+)
 
 # A GPU activity that starts this far from the median start of all GPU activity (one
 # day, in microseconds) has a broken clock, not a real position on the timeline.
@@ -241,7 +248,7 @@ class TableBuilder:
                 continue
             ts_us = to_float(event.ts)
             dur_us = to_float(event.dur)
-            if ts_us is None or dur_us is None or dur_us < 0 or not isinstance(event.name, str):
+            if not plausible_time(ts_us, dur_us) or not isinstance(event.name, str):
                 self.unusable_events += 1
                 continue
             handlers[category](event, category, ts_us, dur_us)

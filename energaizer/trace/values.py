@@ -13,6 +13,11 @@ from typing import Any
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
+# Bounds on an event's time in microseconds. A profiler timestamp counts from an epoch,
+# so it stays far below 1e18 us (about 31,700 years), and no traced activity lasts a
+# day; beyond these a value is damage, and float sums would lose the duration.
+MAX_TIMESTAMP_US = 1e18
+MAX_DURATION_US = 86_400e6
 _DECIMAL_INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
 
 
@@ -84,3 +89,9 @@ def to_pid_or_tid(value: Any) -> int | str:
     """Keep integer pids and tids as ints and anything else as its string form."""
     number = to_int(value)
     return number if number is not None else str(value)
+
+
+def plausible_time(ts_us: float | None, dur_us: float | None) -> bool:
+    """Return whether a start and a duration (both read by `to_float`) can be used."""
+    return (ts_us is not None and dur_us is not None and abs(ts_us) < MAX_TIMESTAMP_US
+            and 0 <= dur_us <= MAX_DURATION_US)

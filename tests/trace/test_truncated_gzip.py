@@ -47,3 +47,17 @@ def test_invalid_kernels_named_in_error(tmp_path):
         {"ph": "X", "cat": "kernel", "name": "k", "ts": "abc", "dur": 5, "pid": 0, "tid": 7}]}))
     with pytest.raises(TraceError, match="1 events were left out for a missing or invalid ts"):
         energaizer.estimate(trace=path)
+
+
+@pytest.mark.parametrize("field, value", [("dur", 1e30), ("dur", 2.0**70), ("ts", 1e30)])
+def test_implausible_times_left_out(tmp_path, field, value):
+    events = [{"ph": "X", "cat": "kernel", "name": f"k{i}", "ts": 1000 + i * 10, "dur": 5,
+               "pid": 0, "tid": 7, "args": {"device": 0, "stream": 7, "correlation": i}}
+              for i in range(20)]
+    events[3][field] = value
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps({"traceEvents": events}))
+    result = energaizer.estimate(trace=path, gpu="a10")
+    assert result.duration_s < 1.0
+    assert any("1 events had a missing or invalid ts, dur or name" in w
+               for w in result.warnings)
