@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from energaizer.cli import JsonOption, _console, _print_json, reports_errors
+from energaizer.cli import Dtype, JsonOption, TimeCorrections, _console, _print_json, reports_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -37,7 +37,7 @@ def serve_estimate(
         None, "--step-overhead-s", min=0.0,
         help="Engine CPU time per decode step in seconds while the GPU waits (default 0.0012).",
     ),
-    time_corrections: str | None = typer.Option(
+    time_corrections: TimeCorrections | None = typer.Option(
         None, "--time-corrections",
         help="none: analytical kernel times, as for CUDA-graph decode (default); "
         "calibration: apply the calibration's time corrections, fitted on eager PyTorch runs.",
@@ -46,6 +46,19 @@ def serve_estimate(
         None, "--prefix-cache-hit-rate",
         help="Share of prompt tokens found in the engine's prefix cache, 0 to below 1 "
         "(default 0).",
+    ),
+    dtype: Dtype | None = typer.Option(
+        None, "--dtype", help="Data type of weights and activations (default bf16)."
+    ),
+    clock_mhz: float | None = typer.Option(
+        None, "--clock-mhz", help="SM clock in MHz (default: the profile's maximum)."
+    ),
+    power_limit_w: float | None = typer.Option(
+        None, "--power-limit-w",
+        help="Power limit in W below the profile's; the clock drops to stay under it.",
+    ),
+    calibration: Path | None = typer.Option(
+        None, "--calibration", help="Calibration profile JSON to use instead of the shipped one."
     ),
     json_output: bool = JsonOption,
 ) -> None:
@@ -56,8 +69,11 @@ def serve_estimate(
     serving_spec = serving_spec_from_options(
         spec, model=model, gpu=gpu, num_gpus=num_gpus, batch=batch,
         prompt_tokens=prompt_tokens, output_tokens=output_tokens,
-        step_overhead_s=step_overhead_s, time_corrections=time_corrections,
-        prefix_cache_hit_rate=prefix_cache_hit_rate,
+        step_overhead_s=step_overhead_s,
+        time_corrections=time_corrections.value if time_corrections else None,
+        prefix_cache_hit_rate=prefix_cache_hit_rate, dtype=dtype.value if dtype else None,
+        clock_mhz=clock_mhz, power_limit_w=power_limit_w,
+        calibration=str(calibration) if calibration else None,
     )
     result = estimate_serving(serving_spec)
     if json_output:

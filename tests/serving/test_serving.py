@@ -297,3 +297,14 @@ def test_request_latency_spans_all_tokens(batch_8):
     assert batch_8.request_latency_s == pytest.approx(expected)
     assert batch_8.to_dict()["serving"]["request_latency_s"] == pytest.approx(expected)
     assert batch_8.request_latency_s > batch_8.estimate.duration_s
+
+
+def test_cli_serve_estimate_takes_operating_options():
+    result = CliRunner().invoke(app, ["serve-estimate", "--model", "llama-3.1-8b", "--batch",
+                                      "16", "--clock-mhz", "900", "--dtype", "fp16",
+                                      "--time-corrections", "calibration", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["gpu"]["clock_mhz"] == 900
+    assert data["source"]["dtype"] == "fp16"
+    assert data["source"]["time_corrections"] == "calibration"
