@@ -72,7 +72,7 @@ def _estimate_analysis(analysis: TraceAnalysis, options: _Options,
         reasons = []
         if trace.unusable_events:
             reasons.append(f"{trace.unusable_events} events were left out for a missing or "
-                           "invalid ts, dur or name")
+                           "invalid ts, dur, name, category or phase")
         if trace.set_aside_activity:
             reasons.append(f"{trace.set_aside_activity} GPU activities had timestamps that "
                            "cannot be placed on the timeline")

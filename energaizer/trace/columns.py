@@ -159,12 +159,14 @@ def typed_columns(events: list[TypedEvent], shared: SharedValues) -> TypedColumn
         raw: tables[_TABLE_OF_CANONICAL[canonical]].append
         for raw, canonical in cat.RAW_TO_CANONICAL.items()
     }
+    unusable = 0
     for event in events:
         append = appenders.get(event.cat)  # type: ignore[arg-type]
         if append is not None and event.ph == "X":
             append(event)
+        elif append is not None and event.ph is None:
+            unusable += 1  # an analyzed category without its phase is damage
 
-    unusable = 0
     columns = []
     for rows in tables:
         usable, times = _usable_rows(rows)

@@ -101,8 +101,8 @@ def _read_warnings(trace: Trace, decoded: DecodedTrace) -> list[str]:
         )
     if trace.unusable_events:
         warnings.append(
-            f"{trace.unusable_events} events had a missing or invalid ts, dur or name and "
-            "were left out."
+            f"{trace.unusable_events} events had a missing or invalid ts, dur, name, "
+            "category or phase and were left out."
         )
     return warnings
 

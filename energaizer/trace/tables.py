@@ -245,6 +245,11 @@ class TableBuilder:
         for event in events:
             category = cat.canonical_category(event.cat)
             if category is None or event.ph != "X":
+                # A complete event with a category that is not text, or an analyzed
+                # category without its phase, is damage rather than an event to skip.
+                damaged_category = event.ph == "X" and not isinstance(event.cat, (str, type(None)))
+                if damaged_category or (category is not None and event.ph is None):
+                    self.unusable_events += 1
                 continue
             ts_us = to_float(event.ts)
             dur_us = to_float(event.dur)

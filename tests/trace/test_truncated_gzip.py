@@ -59,5 +59,17 @@ def test_implausible_times_left_out(tmp_path, field, value):
     path.write_text(json.dumps({"traceEvents": events}))
     result = energaizer.estimate(trace=path, gpu="a10")
     assert result.duration_s < 1.0
-    assert any("1 events had a missing or invalid ts, dur or name" in w
+    assert any("1 events had a missing or invalid ts, dur, name, category or phase" in w
                for w in result.warnings)
+
+
+@pytest.mark.parametrize("field, value", [("cat", 5), ("ph", None)])
+def test_damaged_category_or_phase_counted(tmp_path, field, value):
+    events = [{"ph": "X", "cat": "kernel", "name": f"k{i}", "ts": 1000 + i * 10, "dur": 5,
+               "pid": 0, "tid": 7, "args": {"device": 0, "stream": 7, "correlation": i}}
+              for i in range(20)]
+    events[2][field] = value
+    path = tmp_path / "damaged.json"
+    path.write_text(json.dumps({"traceEvents": events}))
+    result = energaizer.estimate(trace=path, gpu="a10")
+    assert any(w.startswith("1 events had a missing or invalid") for w in result.warnings)
