@@ -33,6 +33,8 @@ from energaizer.trace.scan import (
 _BYTE_IN_MESSAGE = re.compile(r"\(byte (\d+)\)")
 _INDEX_IN_PATH = re.compile(r"\$\[(\d+)\]")
 _LENIENT_HINT = "Repair the file, or pass --lenient to keep the events that parse."
+_TRUNCATED_HINT = ("Record or copy it again, or pass --lenient to estimate from the complete "
+                   "events (totals become lower bounds).")
 
 
 @dataclass
@@ -173,8 +175,7 @@ def _located_error(
         complete = len(scan_events(data, repair=False).events)
         return TruncatedTraceError(
             f"{path}: the trace is truncated after {complete} complete events. "
-            "Record or copy it again, or pass --lenient to estimate from the complete "
-            "events (totals become lower bounds).",
+            f"{_TRUNCATED_HINT}",
             path=path,
             complete_events=complete,
         )
@@ -212,6 +213,9 @@ def _error_offset(data: bytes, message: str) -> int | None:
 
 def _decode_lenient(data: bytes, path: str, problem: str) -> DecodedTrace:
     """Recover the events that parse; fail only when none do."""
+    # The strict error's advice to pass --lenient no longer applies.
+    problem = problem.removeprefix(f"{path}: ").replace(
+        _LENIENT_HINT, "Repair the file.").replace(_TRUNCATED_HINT, "Record or copy it again.")
     if events_array_start(data) is None:
         raise TraceError(f"{path}: no 'traceEvents' array was found. {problem}", path=path)
     scanned = scan_events(data)

@@ -73,3 +73,14 @@ def test_damaged_category_or_phase_counted(tmp_path, field, value):
     path.write_text(json.dumps({"traceEvents": events}))
     result = energaizer.estimate(trace=path, gpu="a10")
     assert any(w.startswith("1 events had a missing or invalid") for w in result.warnings)
+
+
+def test_lenient_error_drops_lenient_advice(tmp_path):
+    path = tmp_path / "numbers.json"
+    path.write_text('{"traceEvents": [1, 2, 3]}')
+    with pytest.raises(TraceError) as caught:
+        energaizer.estimate(trace=path, lenient=True)
+    assert "even leniently" in str(caught.value)
+    assert "--lenient" not in str(caught.value)
+    with pytest.raises(TraceError, match="pass --lenient"):
+        energaizer.estimate(trace=path)
