@@ -59,10 +59,6 @@ def estimate(
     _check_options(dtype, phase, attention, batch, seq, clock_mhz, power_limit_w)
     if trace is not None:
         from energaizer.estimators.trace import estimate_trace
-        from energaizer.hardware.profiles import load_profile
-
-        if gpu is not None:
-            check_operating_point(load_profile(gpu), clock_mhz, power_limit_w)
 
         return estimate_trace(trace, gpu=gpu, lenient=lenient, clock_mhz=clock_mhz,
                               power_limit_w=power_limit_w, calibration=calibration,

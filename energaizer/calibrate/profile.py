@@ -139,6 +139,18 @@ def calibration_warnings(calibration: Calibration, profile: GpuProfile) -> list[
     return []
 
 
+def estimate_provenance(calibration: Calibration, warnings: list[str]) -> dict[str, Any]:
+    """Return an estimate's provenance: which calibration it used, of what kind, with the
+    calibration's validation summary and the estimate's warnings."""
+    return {
+        "power_model": "calibrated" if calibration.kind == "calibrated" else "default",
+        "calibration": calibration.source or calibration.kind,
+        "calibration_kind": calibration.kind,
+        "validation": calibration.validation.get("summary", {}),
+        "warnings": warnings,
+    }
+
+
 def calibration_for(profile: GpuProfile, path: str | Path | None = None) -> Calibration:
     """Return the calibration to use for `profile`: the file at `path` when given, the
     shipped fit for this GPU, else the default scaled from the reference GPU's fit."""

@@ -13,14 +13,22 @@ import numpy as np
 import pandas as pd
 
 from energaizer.analyze.analysis import DeviceAnalysis, TraceAnalysis, analyze_trace
-from energaizer.calibrate.profile import calibration_for, calibration_warnings
+from energaizer.calibrate.profile import (
+    calibration_for,
+    calibration_warnings,
+    estimate_provenance,
+)
 from energaizer.errors import NotNvidiaTraceError, TraceError
 from energaizer.estimators.combine import TOP_KERNELS, combine_estimates
 from energaizer.estimators.trace_power import price_activity
 from energaizer.estimators.workload import UNCERTAINTY_BY_KIND
 from energaizer.hardware.matching import match_device
 from energaizer.hardware.profiles import GpuProfile, load_profile
-from energaizer.power.limits import lowest_clock_mhz, raise_limit_unreachable
+from energaizer.power.limits import (
+    check_operating_point,
+    lowest_clock_mhz,
+    raise_limit_unreachable,
+)
 from energaizer.power.timeline import TimelineEnergy, integrate_timeline
 from energaizer.progress import ProgressCallback
 from energaizer.results import ClassEnergy, Estimate, GpuInfo, KernelEnergy, StepEnergy
@@ -125,6 +133,7 @@ def _estimate_device(analysis: TraceAnalysis, device: DeviceAnalysis, recorded: 
                      rank: int | None) -> Estimate:
     activity = device.activity
     calibration = calibration_for(target, options.calibration)
+    check_operating_point(target, options.clock_mhz, options.power_limit_w)
     clock = float(options.clock_mhz or target.boost_clock_mhz)
     limit = float(min(options.power_limit_w or target.power_limit_w, target.power_limit_w))
     # The draw is first integrated under the board's own limit. A lower requested limit
@@ -168,9 +177,7 @@ def _estimate_device(analysis: TraceAnalysis, device: DeviceAnalysis, recorded: 
         by_class=_by_class(retimed, timeline),
         steps=_steps(device, retimed, timeline, shift),
         top_kernels=_top_kernels(retimed, timeline),
-        provenance={"power_model": "calibrated" if calibration.kind == "calibrated" else "default",
-                    "calibration": calibration.source or calibration.kind,
-                    "calibration_kind": calibration.kind, "warnings": warnings},
+        provenance=estimate_provenance(calibration, warnings),
         uncertainty=_uncertainty(energy_j, duration_s, priced.idle_power_w, limit, calibration.kind),
         lower_bound=analysis.trace.report.truncated,
     )

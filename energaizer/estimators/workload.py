@@ -7,7 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from energaizer.calibrate.profile import Calibration, calibration_warnings
+from energaizer.calibrate.profile import (
+    Calibration,
+    calibration_warnings,
+    estimate_provenance,
+)
 from energaizer.estimators.combine import TOP_KERNELS
 from energaizer.hardware.profiles import GpuProfile
 from energaizer.power.simulate import WorkloadRun, simulate_workload
@@ -50,13 +54,7 @@ def estimate_workload(workload: Workload, profile: GpuProfile, calibration: Cali
         by_class=_by_class(totals),
         steps=[],
         top_kernels=_top_ops(totals),
-        provenance={
-            "power_model": "calibrated" if calibration.kind == "calibrated" else "default",
-            "calibration": calibration.source or calibration.kind,
-            "calibration_kind": calibration.kind,
-            "validation": calibration.validation.get("summary", {}),
-            "warnings": warnings,
-        },
+        provenance=estimate_provenance(calibration, warnings),
         uncertainty=_uncertainty(run, calibration.kind, profile),
     )
 

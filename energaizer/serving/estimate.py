@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from energaizer.calibrate.profile import calibration_warnings
+from energaizer.calibrate.profile import calibration_warnings, estimate_provenance
 from energaizer.estimators.workload import UNCERTAINTY_BY_KIND
 from energaizer.results import ClassEnergy, Estimate, GpuInfo
 from energaizer.serving.model import PhaseCost, ServingModel, cache_lengths
@@ -234,13 +234,7 @@ def _request_estimate(spec: ServingSpec, model: ServingModel, request: PhaseCost
         by_class=by_class,
         steps=[],
         top_kernels=[],
-        provenance={
-            "power_model": "calibrated" if calibration.kind == "calibrated" else "default",
-            "calibration": calibration.source or calibration.kind,
-            "calibration_kind": calibration.kind,
-            "validation": calibration.validation.get("summary", {}),
-            "warnings": warnings,
-        },
+        provenance=estimate_provenance(calibration, warnings),
         uncertainty={"energy_j_low": request.energy_j * (1 - spread),
                      "energy_j_high": request.energy_j * (1 + spread)},
     )

@@ -245,15 +245,23 @@ def _gpu_columns(rows: list[TypedEvent], times: _Times, shared: SharedValues) ->
     }
 
 
-def _runtime_columns(rows: list[TypedEvent], times: _Times,
-                     shared: SharedValues) -> dict[str, Any]:
-    args = _args_of(rows)
+def _host_columns(rows: list[TypedEvent], times: _Times,
+                  shared: SharedValues) -> dict[str, Any]:
+    """Return the name, time, process and thread columns of runtime and CPU events."""
     return {
         "name": shared.strings.encode(times.names),
         "ts_us": times.ts_us,
         "dur_us": times.dur_us,
         "pid": _pids_or_tids([event.pid for event in rows]),
         "tid": _pids_or_tids([event.tid for event in rows]),
+    }
+
+
+def _runtime_columns(rows: list[TypedEvent], times: _Times,
+                     shared: SharedValues) -> dict[str, Any]:
+    args = _args_of(rows)
+    return {
+        **_host_columns(rows, times, shared),
         "correlation": _ids([value.correlation for value in args]),
         "external_id": _external_ids(args),
     }
@@ -267,11 +275,7 @@ def _cpu_columns(rows: list[TypedEvent], times: _Times, shared: SharedValues) ->
         canonical = [cat.USER_ANNOTATION if gpu else category
                      for gpu, category in zip(on_gpu.tolist(), canonical)]
     return {
-        "name": shared.strings.encode(times.names),
-        "ts_us": times.ts_us,
-        "dur_us": times.dur_us,
-        "pid": _pids_or_tids([event.pid for event in rows]),
-        "tid": _pids_or_tids([event.tid for event in rows]),
+        **_host_columns(rows, times, shared),
         "external_id": _external_ids(args),
         "category": shared.strings.encode(canonical),
         "input_dims": shared.lists_from_texts([value.input_dims for value in args]),

@@ -82,3 +82,10 @@ def test_capped_power_stays_above_idle():
     result = estimate(model="gpt2", gpu="a10", power_limit_w=60)
     assert result.gpu.idle_power_w < result.avg_power_w <= 60 * (1 + 1e-6)
     assert result.gpu.clock_mhz < 1695
+
+
+@pytest.mark.shared_data
+def test_trace_on_recorded_gpu_checks_limit(shared_data):
+    trace = shared_data / "traces" / "tracelens" / "h100_bert-small_infer.json.gz"
+    with pytest.raises(InputError, match="no clock could meet it"):
+        estimate(trace=trace, power_limit_w=5)

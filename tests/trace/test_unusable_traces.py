@@ -6,6 +6,7 @@ import gzip
 import json
 
 import pytest
+from factories import kernel, trace_document, write_trace
 from typer.testing import CliRunner
 
 import energaizer
@@ -13,11 +14,21 @@ from energaizer.cli import app
 from energaizer.errors import TraceError
 
 
+def _kernels(count: int) -> list[dict]:
+    return [kernel(f"k{i}", 1000 + i * 10, 5, i) for i in range(count)]
+
+
+def _estimate_damaged(tmp_path, index: int, field: str, value):
+    """Estimate 20 kernels of which one has `field` set to `value`."""
+    events = _kernels(20)
+    events[index][field] = value
+    path = write_trace(tmp_path / "damaged.json", trace_document(events))
+    return energaizer.estimate(trace=path, gpu="a10")
+
+
 @pytest.fixture()
 def cut_trace(tmp_path):
-    events = [{"ph": "X", "cat": "kernel", "name": f"k{i}", "ts": i * 10, "dur": 5,
-               "pid": 0, "tid": 7} for i in range(200)]
-    whole = gzip.compress(json.dumps({"traceEvents": events}).encode())
+    whole = gzip.compress(json.dumps({"traceEvents": _kernels(200)}).encode())
     path = tmp_path / "cut.json.gz"
     path.write_bytes(whole[:20])
     return path
@@ -42,22 +53,16 @@ def test_folder_names_the_file(cut_trace):
 
 
 def test_invalid_kernels_named_in_error(tmp_path):
-    path = tmp_path / "bad.json"
-    path.write_text(json.dumps({"traceEvents": [
-        {"ph": "X", "cat": "kernel", "name": "k", "ts": "abc", "dur": 5, "pid": 0, "tid": 7}]}))
+    events = _kernels(1)
+    events[0]["ts"] = "abc"
+    path = write_trace(tmp_path / "bad.json", trace_document(events))
     with pytest.raises(TraceError, match="1 events were left out for a missing or invalid ts"):
         energaizer.estimate(trace=path)
 
 
 @pytest.mark.parametrize("field, value", [("dur", 1e30), ("dur", 2.0**70), ("ts", 1e30)])
 def test_implausible_times_left_out(tmp_path, field, value):
-    events = [{"ph": "X", "cat": "kernel", "name": f"k{i}", "ts": 1000 + i * 10, "dur": 5,
-               "pid": 0, "tid": 7, "args": {"device": 0, "stream": 7, "correlation": i}}
-              for i in range(20)]
-    events[3][field] = value
-    path = tmp_path / "odd.json"
-    path.write_text(json.dumps({"traceEvents": events}))
-    result = energaizer.estimate(trace=path, gpu="a10")
+    result = _estimate_damaged(tmp_path, 3, field, value)
     assert result.duration_s < 1.0
     assert any("1 events had a missing or invalid ts, dur, name, category or phase" in w
                for w in result.warnings)
@@ -65,13 +70,7 @@ def test_implausible_times_left_out(tmp_path, field, value):
 
 @pytest.mark.parametrize("field, value", [("cat", 5), ("ph", None)])
 def test_damaged_category_or_phase_counted(tmp_path, field, value):
-    events = [{"ph": "X", "cat": "kernel", "name": f"k{i}", "ts": 1000 + i * 10, "dur": 5,
-               "pid": 0, "tid": 7, "args": {"device": 0, "stream": 7, "correlation": i}}
-              for i in range(20)]
-    events[2][field] = value
-    path = tmp_path / "damaged.json"
-    path.write_text(json.dumps({"traceEvents": events}))
-    result = energaizer.estimate(trace=path, gpu="a10")
+    result = _estimate_damaged(tmp_path, 2, field, value)
     assert any(w.startswith("1 events had a missing or invalid") for w in result.warnings)
 
 
