@@ -1,4 +1,4 @@
-"""Several ranks of one job combine into one estimate that holds every GPU throughout."""
+"""Ranks of one job combine into one estimate that charges every GPU for the whole job."""
 
 from __future__ import annotations
 

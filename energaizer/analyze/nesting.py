@@ -86,8 +86,8 @@ def _nest_thread_by_counting(items: np.ndarray, starts: np.ndarray, ends: np.nda
         holder_depth = holder_depth.astype(np.int16)
     key_order = np.argsort(holder_depth, kind="stable")
     nested = depth > 0
-    wanted = (depth[nested] - 1) * len(items) + positions[nested]
-    below = np.searchsorted(holder_keys[key_order], wanted) - 1
+    target_keys = (depth[nested] - 1) * len(items) + positions[nested]
+    below = np.searchsorted(holder_keys[key_order], target_keys) - 1
     if (below < 0).any():
         return False
     found = key_order[below]

@@ -27,7 +27,7 @@ from energaizer.sweep.worker import estimate_chunk
 logger = logging.getLogger(__name__)
 
 EXECUTORS = ("local", "dask")
-# How long to wait for a dask scheduler to answer before giving up.
+# Seconds to wait for a connection to a dask scheduler before the sweep fails.
 SCHEDULER_TIMEOUT_S = 10
 # Items per worker task: large enough that a chunk contains several items of each workload
 # it builds, small enough that progress moves and work spreads over the workers.

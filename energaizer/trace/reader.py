@@ -162,8 +162,8 @@ def _is_tar(path: Path) -> bool:
     try:
         return tarfile.is_tarfile(path)
     except (OSError, EOFError, tarfile.TarError):
-        # A gzip stream cut short fails here before the reader can say so; it is not an
-        # archive, and reading it as a trace reports the truncation.
+        # A gzip stream cut short fails here before the reader can report it. It is not an
+        # archive, so it is read as a trace, which reports the truncation.
         return False
 
 

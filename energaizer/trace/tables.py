@@ -338,8 +338,8 @@ class TableBuilder:
             placed &= np.abs(starts - median_us) < _TIMESTAMP_OUTLIER_US
         set_aside = int((~placed).sum())
         # The placed rows in start order (a stable sort, as DataFrame.sort_values).
-        kept = np.flatnonzero(placed)
-        frame = self.gpu.frame(rows=kept[np.argsort(starts[kept], kind="stable")])
+        placed_rows = np.flatnonzero(placed)
+        frame = self.gpu.frame(rows=placed_rows[np.argsort(starts[placed_rows], kind="stable")])
         for column in ("device", "stream", "grid_x", "grid_y", "grid_z",
                        "block_x", "block_y", "block_z", "registers_per_thread",
                        "shared_memory_bytes", "bytes"):

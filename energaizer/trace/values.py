@@ -15,7 +15,7 @@ INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
 # Bounds on an event's time in microseconds. A profiler timestamp counts from an epoch,
 # so it stays far below 1e18 us (about 31,700 years), and no traced activity lasts a
-# day; beyond these a value is damage, and float sums would lose the duration.
+# day. A value beyond them is damage, and float sums with it would lose the duration.
 MAX_TIMESTAMP_US = 1e18
 MAX_DURATION_US = 86_400e6
 _DECIMAL_INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
