@@ -6,10 +6,10 @@ Usage:
 FILE defaults to ../shared/data/measurements/mlenergy/mlenergy_v3_h100_llm_serving.csv
 next to the repository. It contains vLLM serving runs on H100 GPUs: per model, GPU count
 and maximum batch, the average batch and output length, energy per output token,
-average power, output throughput and inter-token latency. Every dense bf16 row whose
-model has a preset is used. The rows of FIT_PRESETS (Llama-3.1-70B and Llama-3.3-70B on
-four GPUs) form the fit set; the rest (Llama-3.1-8B on one GPU) are held out and only
-predicted.
+average power, output throughput and inter-token latency. Every dense bf16 or fp8 row
+of a text task whose model has a preset or a recalled config is used. The rows of
+FIT_PRESETS (Llama-3.1-70B and Llama-3.3-70B on four GPUs) form the fit set. The rest
+(Llama-3.1-8B, Gemma 3 and Llama-3.1-405B FP8) are held out and only predicted.
 
 With --fit the script
 1. picks the task's mean prompt length and prefix-cache hit rate, which the file does
@@ -66,6 +66,8 @@ CALIBRATION_PATH = REPOSITORY / "calibration" / f"{GPU_PROFILE}.json"
 # Models in the CSV whose architecture equals a preset of another name.
 SAME_ARCHITECTURE = {"meta-llama/Llama-3.3-70B-Instruct": "llama-3.1-70b"}
 FIT_PRESETS = ("llama-3.1-70b",)
+# The file's precision names, as serving dtypes.
+PRECISIONS = {"bfloat16": "bf16", "fp8": "fp8"}
 # Tasks whose requests are text only, as the serving model assumes.
 TEXT_TASKS = frozenset({"lm-arena-chat", "gpqa", "sourcegraph-fim"})
 # Text-model sizes of dense models in the file that have no preset. NOTE: written from
@@ -77,6 +79,11 @@ RECALLED_CONFIGS = {
         "model_type": "gemma3_text", "hidden_size": 3840, "intermediate_size": 15360,
         "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 256,
         "num_hidden_layers": 48, "vocab_size": 262208, "max_position_embeddings": 131072,
+    },
+    "meta-llama/Llama-3.1-405B-Instruct-FP8": {
+        "model_type": "llama", "hidden_size": 16384, "intermediate_size": 53248,
+        "num_attention_heads": 128, "num_key_value_heads": 8, "head_dim": 128,
+        "num_hidden_layers": 126, "vocab_size": 128256, "max_position_embeddings": 131072,
     },
     "google/gemma-3-27b-it": {
         "model_type": "gemma3_text", "hidden_size": 5376, "intermediate_size": 21504,
@@ -117,7 +124,7 @@ def serving_rows(csv_path: Path) -> pd.DataFrame:
     recalled config, with it and whether the row belongs to the fit set."""
     frame = pd.read_csv(csv_path)
     frame = frame[(frame["architecture"] == "Dense Transformer")
-                  & (frame["precision"] == "bfloat16")
+                  & frame["precision"].isin(PRECISIONS)
                   & frame["task"].isin(TEXT_TASKS)].copy()
     frame["preset"] = [preset_for(model_id) for model_id in frame["model_id"]]
     frame = frame[frame["preset"].notna()].copy()
@@ -132,8 +139,8 @@ def skipped_dense_models(csv_path: Path) -> dict[str, str]:
     skipped = {}
     for (model_id, precision), group in frame.groupby(["model_id", "precision"]):
         tasks = ", ".join(sorted(set(group["task"])))
-        if precision != "bfloat16":
-            skipped[model_id] = f"{precision} weights; only the bf16 rows are compared"
+        if precision not in PRECISIONS:
+            skipped[model_id] = f"{precision} weights, which the serving model does not cover"
         elif not set(group["task"]) & TEXT_TASKS:
             skipped[model_id] = (f"only {tasks} runs, whose image and video inputs the "
                                  "serving model does not cover")
@@ -150,7 +157,7 @@ def row_spec(row: pd.Series, prompt_tokens: float, hit_rate: float) -> ServingSp
     return ServingSpec(model=row["preset"], gpu=GPU_PROFILE, num_gpus=int(row["num_gpus"]),
                        batch=max(round(float(row["avg_batch_size"])), 1),
                        prompt_tokens=prompt_tokens, output_tokens=float(row["avg_output_len"]),
-                       prefix_cache_hit_rate=hit_rate)
+                       dtype=PRECISIONS[row["precision"]], prefix_cache_hit_rate=hit_rate)
 
 
 def fit_prompt_mix(fit_rows: pd.DataFrame, calibration: Calibration) -> tuple[float, float]:

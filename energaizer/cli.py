@@ -134,6 +134,7 @@ class Dtype(str, Enum):
     fp32 = "fp32"
     fp16 = "fp16"
     bf16 = "bf16"
+    fp8 = "fp8"  # fp8 weight GEMMs, serving estimates only
 
 
 class Phase(str, Enum):
@@ -197,7 +198,8 @@ def estimate(
         help="Sequence length in tokens; for decode, the KV cache length (default 1024).",
     ),
     dtype: Optional[Dtype] = typer.Option(
-        None, "--dtype", help="Data type of weights and activations (default bf16)."
+        None, "--dtype",
+        help="Data type of weights and activations (default bf16); fp8 only with --serving.",
     ),
     phase: Optional[Phase] = typer.Option(
         None, "--phase",
@@ -274,12 +276,12 @@ def estimate(
 
 
 def _reject_options(options: dict[str, Any], reason: str) -> None:
-    """Raise InputError naming every given option of `options`; `reason` completes the
+    """Raise InputError naming every option of `options` that was set; `reason` completes the
     sentence after "apply" or "applies"."""
-    given = [name for name, value in options.items() if value is not None]
-    if given:
-        verb = "apply" if len(given) > 1 else "applies"
-        raise InputError(f"{', '.join(given)} {verb} {reason}.")
+    used = [name for name, value in options.items() if value is not None]
+    if used:
+        verb = "apply" if len(used) > 1 else "applies"
+        raise InputError(f"{', '.join(used)} {verb} {reason}.")
 
 
 def _estimate_serving(spec, serving, options: dict[str, Any], json_output) -> None:

@@ -48,7 +48,8 @@ def serve_estimate(
         "(default 0).",
     ),
     dtype: Dtype | None = typer.Option(
-        None, "--dtype", help="Data type of weights and activations (default bf16)."
+        None, "--dtype",
+        help="Weights dtype (default bf16); fp8 runs weight GEMMs in fp8, the rest in bf16.",
     ),
     clock_mhz: float | None = typer.Option(
         None, "--clock-mhz", help="SM clock in MHz (default: the profile's maximum)."

@@ -20,7 +20,9 @@ from typing import Any
 from energaizer.calibrate.profile import calibration_warnings, estimate_provenance
 from energaizer.estimators.workload import UNCERTAINTY_BY_KIND
 from energaizer.results import ClassEnergy, Estimate, GpuInfo
+from energaizer.serving.layers import activation_dtype
 from energaizer.serving.model import PhaseCost, ServingModel, cache_lengths
+from energaizer.workload.ops import dtype_bytes
 from energaizer.serving.spec import ServingSpec
 
 
@@ -188,11 +190,10 @@ def _capacity_warnings(spec: ServingSpec, model: ServingModel) -> list[str]:
     """Return warnings for a setup no real deployment could run: weights and KV cache
     beyond the GPUs' memory, or requests longer than the model's context."""
     arch, profile = model.arch, model.profile
-    size = 2 if spec.dtype in ("bf16", "fp16") else 4
-    weights_gb = arch.parameters * size / 1e9
+    weights_gb = arch.parameters * dtype_bytes(spec.dtype) / 1e9
     longest = max(spec.prompt_tokens.points) + max(spec.output_tokens.points)
     cache_gb = (spec.batch * (spec.prompt_tokens.mean + spec.output_tokens.mean)
-                * arch.kv_cache_bytes_per_token(spec.dtype) / 1e9)
+                * arch.kv_cache_bytes_per_token(activation_dtype(spec.dtype)) / 1e9)
     capacity_gb = MEMORY_SHARE * profile.memory_gb * spec.num_gpus
     warnings = []
     if weights_gb + cache_gb > capacity_gb:

@@ -28,6 +28,16 @@ MOE_KEYS = ("num_experts", "num_local_experts", "n_routed_experts")
 LOGITS_DTYPE = "fp32"
 
 
+def activation_dtype(dtype: str) -> str:
+    """Return the dtype of activations, attention and the KV cache for weights in `dtype`.
+
+    An fp8 checkpoint served by vLLM runs the layers' weight GEMMs in fp8 and keeps the
+    activations, the KV cache, attention and the LM head in bf16 (the default kv-cache
+    dtype).
+    """
+    return "bf16" if dtype == "fp8" else dtype
+
+
 @dataclass(frozen=True)
 class DenseArchitecture:
     """Sizes of a dense decoder-only transformer, from its Hugging Face config."""
@@ -42,7 +52,7 @@ class DenseArchitecture:
     layers: int
     vocab: int
     qk_norm: bool  # Qwen3 normalizes queries and keys per head
-    max_positions: int | None = None  # the longest context the model was trained for
+    max_positions: int | None = None  # max_position_embeddings: the trained context length
 
     @property
     def parameters(self) -> float:
@@ -99,6 +109,7 @@ def _layer_ops(arch: DenseArchitecture, tokens: int, attention: Op, num_gpus: in
                dtype: str, phase: str) -> list[Op]:
     """Ops of one decoder layer over `tokens` tokens on one of `num_gpus` GPUs."""
     n = num_gpus
+    weights, dtype = dtype, activation_dtype(dtype)
     q_width = arch.heads * arch.head_dim // n
     kv_width = max(arch.kv_heads // n, 1) * arch.head_dim
     size = dtype_bytes(dtype)
@@ -106,7 +117,7 @@ def _layer_ops(arch: DenseArchitecture, tokens: int, attention: Op, num_gpus: in
         # vLLM fuses the residual add into RMSNorm: read x and residual, write both.
         ops.memory_bound(OpClass.NORMALIZATION, tokens * arch.hidden, dtype, reads=2,
                          writes=2, flops_per_element=4, name="fused_add_rms_norm", phase=phase),
-        ops.gemm(tokens, q_width + 2 * kv_width, arch.hidden, dtype, name="qkv_proj",
+        ops.gemm(tokens, q_width + 2 * kv_width, arch.hidden, weights, name="qkv_proj",
                  phase=phase),
         ops.memory_bound(OpClass.ELEMENTWISE, tokens * (q_width + kv_width), dtype,
                          flops_per_element=6, name="rotary_embedding", phase=phase),
@@ -118,17 +129,17 @@ def _layer_ops(arch: DenseArchitecture, tokens: int, attention: Op, num_gpus: in
     layer += [
         ops.copy(tokens * 2 * kv_width * size, name="reshape_and_cache", phase=phase),
         attention,
-        ops.gemm(tokens, arch.hidden, q_width, dtype, name="o_proj", phase=phase),
+        ops.gemm(tokens, arch.hidden, q_width, weights, name="o_proj", phase=phase),
     ]
     layer += _all_reduce(tokens * arch.hidden * size, n, dtype, phase)
     layer += [
         ops.memory_bound(OpClass.NORMALIZATION, tokens * arch.hidden, dtype, reads=2,
                          writes=2, flops_per_element=4, name="fused_add_rms_norm", phase=phase),
-        ops.gemm(tokens, 2 * arch.intermediate // n, arch.hidden, dtype, name="gate_up_proj",
+        ops.gemm(tokens, 2 * arch.intermediate // n, arch.hidden, weights, name="gate_up_proj",
                  phase=phase),
         ops.memory_bound(OpClass.ELEMENTWISE, tokens * arch.intermediate // n, dtype, reads=2,
                          writes=1, flops_per_element=5, name="silu_and_mul", phase=phase),
-        ops.gemm(tokens, arch.hidden, arch.intermediate // n, dtype, name="down_proj",
+        ops.gemm(tokens, arch.hidden, arch.intermediate // n, weights, name="down_proj",
                  phase=phase),
     ]
     layer += _all_reduce(tokens * arch.hidden * size, n, dtype, phase)
@@ -147,6 +158,7 @@ def _head_ops(arch: DenseArchitecture, tokens: int, sampled: int, num_gpus: int,
 
     Only the `sampled` positions (the last of each sequence) go through the LM head.
     """
+    dtype = activation_dtype(dtype)
     vocab_share = -(-arch.vocab // num_gpus)
     first = [ops.memory_bound(OpClass.EMBEDDING, tokens * arch.hidden, dtype,
                               flops_per_element=0, name="embedding", phase=phase)]
@@ -184,8 +196,9 @@ def prefill_workload(arch: DenseArchitecture, prompt_tokens: int, *, num_gpus: i
         raise ValueError(f"cached_tokens must be at least 0 and below the {prompt_tokens} "
                          f"prompt tokens, got {cached_tokens}.")
     attention = ops.attention(1, arch.heads // num_gpus, computed, prompt_tokens,
-                              arch.head_dim, dtype, kv_heads=max(arch.kv_heads // num_gpus, 1),
-                              causal=True, name="flash_attention_prefill", phase="prefill")
+                              arch.head_dim, activation_dtype(dtype),
+                              kv_heads=max(arch.kv_heads // num_gpus, 1), causal=True,
+                              name="flash_attention_prefill", phase="prefill")
     layer = _layer_ops(arch, computed, attention, num_gpus, dtype, "prefill")
     first, last = _head_ops(arch, computed, 1, num_gpus, dtype, "prefill")
     return _serving_workload(arch, "prefill", _with_layers(arch, first, layer, last),
@@ -198,7 +211,8 @@ def decode_workload(arch: DenseArchitecture, batch: int, cache_tokens: int, *, n
     """Build the ops of one decode step, in which `batch` sequences each add one token to
     a KV cache of `cache_tokens`."""
     attention = ops.attention(batch, arch.heads // num_gpus, 1, cache_tokens + 1, arch.head_dim,
-                              dtype, kv_heads=max(arch.kv_heads // num_gpus, 1),
+                              activation_dtype(dtype),
+                              kv_heads=max(arch.kv_heads // num_gpus, 1),
                               name="paged_attention_decode", phase="decode")
     layer = _layer_ops(arch, batch, attention, num_gpus, dtype, "decode")
     first, last = _head_ops(arch, batch, batch, num_gpus, dtype, "decode")

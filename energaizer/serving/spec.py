@@ -30,7 +30,7 @@ DISTRIBUTIONS = ("fixed", "uniform", "normal", "lognormal", "values")
 # sigma 0.8), so its points are scaled to the exact mean.
 QUANTILE_POINTS = 16
 DEFAULT_DTYPE = "bf16"
-DTYPES = ("bf16", "fp16", "fp32")
+DTYPES = ("bf16", "fp16", "fp32", "fp8")
 # More KV-cache sample points than this add nothing to the midpoint rule's accuracy.
 MAX_CACHE_POINTS = 1000
 # A lognormal sigma above this puts nearly all of the mean in a vanishing tail.

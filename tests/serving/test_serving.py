@@ -308,3 +308,19 @@ def test_cli_serve_estimate_takes_operating_options():
     assert data["gpu"]["clock_mhz"] == 900
     assert data["source"]["dtype"] == "fp16"
     assert data["source"]["time_corrections"] == "calibration"
+
+
+def test_fp8_weights_only_in_layer_gemms():
+    arch = dense_architecture("llama-3.1-8b")
+    workload = decode_workload(arch, 8, 1000, num_gpus=1, dtype="fp8")
+    dtypes = {op.name: op.dtype for op in workload.ops}
+    assert dtypes["qkv_proj"] == "fp8"
+    assert dtypes["down_proj"] == "fp8"
+    assert dtypes["paged_attention_decode"] == "bf16"
+    assert dtypes["lm_head"] == "bf16"
+    # The KV cache stays bf16, so writing it moves as many bytes as in a bf16 model.
+    bf16 = decode_workload(arch, 8, 1000, num_gpus=1, dtype="bf16")
+    def cache_bytes(ops):
+        return next(op.bytes for op in ops if op.name == "reshape_and_cache")
+
+    assert cache_bytes(workload.ops) == cache_bytes(bf16.ops)

@@ -92,3 +92,14 @@ def test_other_family_held_out_within_25_percent(rows, calibration):
     assert {item["set"] for item in results} == {"held out"}
     worst = max(results, key=lambda item: abs(item["token_j_error"]))
     assert abs(worst["token_j_error"]) <= 0.25, worst
+
+
+def test_fp8_rows_compared_as_fp8(rows, calibration):
+    fp8 = rows[rows["precision"] == "fp8"]
+    assert set(fp8["model_id"]) == {"meta-llama/Llama-3.1-405B-Instruct-FP8"}
+    workload = calibration.fitted_on["serving_workload"]
+    row = fp8.iloc[0]
+    spec = validate_serving.row_spec(row, workload["prompt_tokens"],
+                                     workload["prefix_cache_hit_rate"])
+    assert spec.dtype == "fp8"
+    assert spec.num_gpus == 8
